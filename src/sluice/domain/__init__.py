@@ -1,0 +1,1 @@
+"""Pure domain: unified states and events, Celery normalization, the job fold. No I/O."""

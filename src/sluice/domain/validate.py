@@ -1,0 +1,149 @@
+"""Checks every unified event must pass before it is stored: types, sizes, NUL bytes."""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from typing import Any, Final
+
+import msgspec
+
+from .dedup import dedup_key
+from .events import (
+    FRAMEWORKS,
+    JOB_KINDS,
+    JOB_OTHER,
+    KINDS,
+    QUEUE_SAMPLED,
+    WORKER_KINDS,
+    Event,
+    Rejection,
+)
+
+MAX_ID_LEN: Final = 255
+MAX_NAME_LEN: Final = 500
+MAX_TEXT_LEN: Final = 256 * 1024
+MAX_EXTENSIONS_BYTES: Final = 64 * 1024
+# Source timestamps outside this range are nonsense (garbage or a clock years off).
+MIN_TIMESTAMP: Final = 946_684_800.0  # 2000-01-01
+MAX_FUTURE_SKEW_S: Final = 86_400.0
+_DEDUP_RE: Final = re.compile(r"^[A-Za-z0-9_.:\-]{8,128}$")
+
+_ID_FIELDS: Final = ("job_id", "hostname", "queue", "parent_id", "root_id", "group_id",
+                     "routing_key", "exchange", "sw_ident", "sw_ver", "sw_sys", "eta", "expires")
+_TEXT_FIELDS: Final = ("args", "kwargs", "result", "exception", "traceback")
+_EXT_ENCODER: Final = msgspec.json.Encoder()
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _check_strings(event: Event) -> Rejection | None:
+    for field in _ID_FIELDS:
+        value = getattr(event, field)
+        if value is not None and (len(value) > MAX_ID_LEN or "\x00" in value):
+            return Rejection(f"{field} must be at most {MAX_ID_LEN} chars, without NUL", field)
+    if event.name is not None and (len(event.name) > MAX_NAME_LEN or "\x00" in event.name):
+        return Rejection(f"name must be at most {MAX_NAME_LEN} chars, without NUL", "name")
+    for field in _TEXT_FIELDS:
+        value = getattr(event, field)
+        if value is not None and (len(value) > MAX_TEXT_LEN or "\x00" in value):
+            return Rejection(f"{field} must be at most {MAX_TEXT_LEN} chars, without NUL", field)
+    if event.extensions:
+        if _has_nul(event.extensions):
+            return Rejection("extensions must not contain NUL characters", "extensions")
+        if len(_EXT_ENCODER.encode(event.extensions)) > MAX_EXTENSIONS_BYTES:
+            return Rejection(f"extensions larger than {MAX_EXTENSIONS_BYTES} bytes", "extensions")
+    return None
+
+
+def _check_numbers(event: Event, now: float) -> Rejection | None:
+    ts = event.timestamp
+    if not math.isfinite(ts) or ts < MIN_TIMESTAMP or ts > now + MAX_FUTURE_SKEW_S:
+        return Rejection("timestamp must be seconds since the epoch, 2000 to now+1d", "timestamp")
+    for field in ("runtime", "freq", "utcoffset"):
+        value = getattr(event, field)
+        if value is not None and not math.isfinite(value):
+            return Rejection(f"{field} must be a finite number", field)
+    for field in ("retries", "active", "processed", "depth", "consumers", "count", "clock", "pid"):
+        value = getattr(event, field)
+        if value is not None and not (0 <= value < 2**63):
+            return Rejection(f"{field} must be a non-negative 64-bit integer", field)
+    if event.loadavg is not None and (
+        len(event.loadavg) > 3 or not all(math.isfinite(x) for x in event.loadavg)
+    ):
+        return Rejection("loadavg must be up to 3 finite numbers", "loadavg")
+    return None
+
+
+def _check_subject(event: Event) -> Rejection | None:
+    if event.kind not in KINDS:
+        return Rejection(f"unknown kind {event.kind[:60]!r}", "kind")
+    if event.framework not in FRAMEWORKS:
+        return Rejection(f"unknown framework {event.framework[:60]!r}", "framework")
+    if event.connection_id is not None:
+        try:
+            uuid.UUID(event.connection_id)
+        except ValueError:
+            return Rejection("connection_id must be a UUID", "connection_id")
+    if event.kind in JOB_KINDS and not event.job_id:
+        return Rejection(f"{event.kind} needs a job_id", "job_id")
+    if event.kind in WORKER_KINDS and not event.hostname:
+        return Rejection(f"{event.kind} needs a hostname", "hostname")
+    if event.kind == QUEUE_SAMPLED and (not event.queue or event.depth is None):
+        return Rejection("queue.sampled needs queue and depth", "queue")
+    if event.dedup_key and not _DEDUP_RE.match(event.dedup_key):
+        return Rejection("dedup_key must be 8-128 chars of [A-Za-z0-9_.:-]", "dedup_key")
+    return None
+
+
+def subject_of(event: Event) -> str | None:
+    """The id an event is about: its job, else its worker, else its queue."""
+    return event.job_id or event.hostname or event.queue
+
+
+def with_dedup_key(event: Event) -> Event:
+    """The event, with its dedup key derived from its identity when the sender gave none."""
+    if event.dedup_key:
+        return event
+    variant = str(event.extensions.get("celery_type", "")) if event.kind == JOB_OTHER else ""
+    key = dedup_key(
+        event.kind, subject_of(event), event.hostname, event.clock, event.timestamp, variant
+    )
+    return msgspec.structs.replace(event, dedup_key=key)
+
+
+def check_event(event: Event, now: float) -> Rejection | None:
+    """None when the event may be stored, else why not."""
+    return _check_subject(event) or _check_numbers(event, now) or _check_strings(event)
+
+
+def parse_event(raw: Any, now: float) -> Event | Rejection:
+    """Any decoded JSON value -> a valid Event (dedup key filled in) or a Rejection."""
+    if not isinstance(raw, dict):
+        return Rejection("event must be a JSON object")
+    try:
+        event = msgspec.convert(raw, Event)
+    except msgspec.ValidationError as exc:
+        field = _field_of(str(exc))
+        return Rejection(str(exc)[:300], field)
+    return check_event(event, now) or with_dedup_key(event)
+
+
+_PATH_RE: Final = re.compile(r"at `\$\.([A-Za-z_]+)")
+
+
+def _field_of(message: str) -> str | None:
+    match = _PATH_RE.search(message)
+    if match:
+        return match.group(1)
+    missing = re.search(r"missing required field `([A-Za-z_]+)`", message)
+    return missing.group(1) if missing else None
