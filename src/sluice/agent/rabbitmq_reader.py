@@ -1,0 +1,190 @@
+"""Celery events and queue depths from an AMQP broker (RabbitMQ), through kombu.
+
+Events: a private exclusive auto-delete queue bound to the `celeryev` topic exchange with
+`#`, as Celery's own EventReceiver does. Depths: passive queue_declare, which reads
+message_count and consumer_count without creating anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any, Final
+
+from kombu import Connection, Consumer, Exchange, Queue
+from kombu.message import Message
+
+from .backoff import Backoff
+from .envelope import Undecodable, decode_body
+from .forward import Forwarder
+from .health import Health
+from .queues import EVENT_EXCHANGE, is_work_queue, sampled_event
+from .redis_conn import describe
+from .sink import Sink
+
+log = logging.getLogger("sluice.agent")
+
+HEARTBEAT_S: Final = 30
+DEFAULT_QUEUE: Final = "celery"
+
+
+class KnownQueues:
+    """Queue names learned from `task-sent` events (AMQP has no listing without the
+    management plugin), plus the default and any named up front. Shared by two threads."""
+
+    def __init__(self, initial: Iterable[str] = ()) -> None:
+        self._names = {DEFAULT_QUEUE, *initial}
+        self._lock = threading.Lock()
+
+    def learn(self, raws: list[dict[str, Any]]) -> None:
+        for raw in raws:
+            name = raw.get("queue")
+            if isinstance(name, str) and name not in self._names and is_work_queue(name):
+                with self._lock:
+                    self._names.add(name)
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return sorted(self._names)
+
+
+def event_exchange() -> Exchange:
+    # Declared exactly as Celery declares it (topic, durable), so redeclaring is a no-op.
+    return Exchange(EVENT_EXCHANGE, type="topic")
+
+
+class RabbitEventReader:
+    def __init__(self, broker_url: str, forward: Forwarder, health: Health,
+                 stop: threading.Event, known: KnownQueues,
+                 backoff: Backoff | None = None) -> None:
+        self.broker_url = broker_url
+        self.forward = forward
+        self.health = health
+        self.stop = stop
+        self.known = known
+        self.backoff = backoff or Backoff()
+        self.connected = threading.Event()
+        self.queue_name = f"sluice.agent.{socket.gethostname()}.{uuid.uuid4().hex[:8]}"
+
+    def on_message(self, body: Any, message: Message) -> None:
+        try:
+            raws = decode_body(message.body, message.content_type or "application/json")
+        except Undecodable as bad:
+            self.health.count_undecodable(bad.kind, bad.detail)
+            return
+        self.known.learn(raws)
+        self.forward.events(raws)
+
+    def run(self) -> None:
+        where = describe(self.broker_url)
+        while not self.stop.is_set():
+            conn = Connection(self.broker_url, heartbeat=HEARTBEAT_S, connect_timeout=5)
+            try:
+                self._session(conn, where)
+            except (*conn.connection_errors, *conn.channel_errors, OSError) as exc:
+                self.connected.clear()
+                delay = self.backoff.next_delay()
+                self.health.count_reconnect()
+                log.warning("amqp events %s: %s: %s; reconnect attempt %d in %.1fs", where,
+                            type(exc).__name__, exc, self.backoff.attempt, delay)
+                self.stop.wait(delay)
+            finally:
+                conn.release()
+        self.connected.clear()
+
+    def _session(self, conn: Connection, where: str) -> None:
+        conn.connect()
+        queue = Queue(self.queue_name, event_exchange(), routing_key="#", exclusive=True,
+                      auto_delete=True, durable=False)
+        # no_ack: the queue is private and transient; acking would only cost throughput.
+        with Consumer(conn.default_channel, [queue], on_message=self._raw, no_ack=True):
+            self.backoff.reset()
+            self.connected.set()
+            log.info("amqp events %s: consuming celeryev through %s", where, self.queue_name)
+            last_beat = time.monotonic()
+            while not self.stop.is_set():
+                try:
+                    conn.drain_events(timeout=1.0)
+                except TimeoutError:
+                    pass
+                if time.monotonic() - last_beat > HEARTBEAT_S / 4:
+                    conn.heartbeat_check()
+                    last_beat = time.monotonic()
+        self.connected.clear()
+
+    def _raw(self, message: Message) -> None:
+        self.on_message(None, message)
+
+
+def amqp_depths(conn: Connection, names: Iterable[str]) -> dict[str, tuple[int, int]]:
+    """{queue: (messages, consumers)} for the queues that exist. A passive declare of a
+    missing queue closes the channel (404), so a fresh one is opened after each miss."""
+    out: dict[str, tuple[int, int]] = {}
+    channel = conn.channel()
+    try:
+        for name in names:
+            try:
+                ok = channel.queue_declare(queue=name, passive=True)
+            except conn.channel_errors:
+                channel.close()
+                channel = conn.channel()
+                continue
+            out[name] = (int(ok.message_count), int(ok.consumer_count))
+    finally:
+        channel.close()
+    return out
+
+
+class RabbitQueueSampler:
+    def __init__(self, broker_url: str, sink: Sink, health: Health, stop: threading.Event,
+                 connection_id: str | None, known: KnownQueues, interval: float = 5.0,
+                 backoff: Backoff | None = None) -> None:
+        self.broker_url = broker_url
+        self.sink = sink
+        self.health = health
+        self.stop = stop
+        self.connection_id = connection_id
+        self.known = known
+        self.interval = interval
+        self.backoff = backoff or Backoff()
+        self.host = socket.gethostname()
+        probe = Connection(broker_url)  # lazy: opens nothing, only names the error types
+        self.errors: tuple[type[BaseException], ...] = (
+            *probe.connection_errors, *probe.channel_errors, OSError)
+
+    def sample_once(self, conn: Connection) -> dict[str, tuple[int, int]]:
+        depths = amqp_depths(conn, self.known.names())
+        now = time.time()
+        for name, (depth, consumers) in depths.items():
+            self.sink.submit(sampled_event(name, depth, self.host, now, self.connection_id,
+                                           consumers=consumers, broker="amqp"))
+            self.health.queue_samples += 1
+        return depths
+
+    def run(self) -> None:
+        where = describe(self.broker_url)
+        conn: Connection | None = None
+        while not self.stop.is_set():
+            started = time.monotonic()
+            try:
+                if conn is None:
+                    conn = Connection(self.broker_url, connect_timeout=5)
+                    conn.connect()
+                self.sample_once(conn)
+                self.backoff.reset()
+                wait = self.interval - (time.monotonic() - started)
+            except self.errors as exc:
+                if conn is not None:
+                    conn.release()
+                conn = None
+                wait = self.backoff.next_delay()
+                self.health.count_reconnect()
+                log.warning("amqp queues %s: %s: %s; reconnect attempt %d in %.1fs", where,
+                            type(exc).__name__, exc, self.backoff.attempt, wait)
+            self.stop.wait(max(wait, 0.0))
+        if conn is not None:
+            conn.release()

@@ -1,0 +1,255 @@
+"""The job fold: the read model of a job as a function of the *set* of its events.
+
+Events are put in a total order that survives clock skew between producer and worker:
+(attempt, phase, source timestamp, clock, dedup key). The attempt of a sent/received event
+is its `retries`; a worker's later events of a job (started, succeeded, ...) belong to the
+attempt of the latest `received` by the same host, whose clock they share. Within an
+attempt the phase (sent < received < started < outcome) decides, so a producer clock
+minutes ahead of the worker cannot reorder them. The job is the last state in that order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Final
+
+import msgspec
+
+from . import events as ev
+from .events import Event
+from .states import TERMINAL_STATES, State
+
+_PHASE: Final[dict[str, int]] = {
+    ev.JOB_SENT: 0,
+    ev.JOB_RECEIVED: 1,
+    ev.JOB_STARTED: 2,
+    ev.JOB_INTERRUPTED: 3,
+    ev.JOB_RETRIED: 4,
+    ev.JOB_SUCCEEDED: 4,
+    ev.JOB_FAILED: 4,
+    ev.JOB_REJECTED: 5,  # Celery sends task-failed, then task-rejected
+    ev.JOB_REVOKED: 6,  # a revoke ends the attempt, whatever else was reported
+}
+_OUTCOME_STATE: Final[dict[str, State]] = {
+    ev.JOB_STARTED: State.ACTIVE,
+    ev.JOB_INTERRUPTED: State.RETRYING,
+    ev.JOB_RETRIED: State.RETRYING,
+    ev.JOB_SUCCEEDED: State.COMPLETED,
+    ev.JOB_FAILED: State.FAILED,
+    ev.JOB_REJECTED: State.FAILED,
+    ev.JOB_REVOKED: State.CANCELLED,
+}
+_FAILURE_KINDS: Final = frozenset({ev.JOB_FAILED, ev.JOB_RETRIED, ev.JOB_INTERRUPTED,
+                                   ev.JOB_REJECTED})
+# An ETA this far past the event's own time means the job waits for it (countdown/retry delay).
+_ETA_SLACK_S: Final = 0.5
+
+
+class Transition(msgspec.Struct, frozen=True, array_like=True):
+    state: str
+    at: float
+    kind: str
+    hostname: str | None
+    attempt: int
+    dedup_key: str
+
+
+class Outcome(msgspec.Struct, frozen=True, array_like=True):
+    """One finished attempt, for per-minute rollups."""
+
+    minute: int  # epoch seconds, floored to the minute
+    outcome: str
+    runtime: float | None
+
+
+class JobView(msgspec.Struct, kw_only=True):
+    id: str
+    state: str = State.UNKNOWN.value
+    name: str | None = None
+    queue: str | None = None
+    routing_key: str | None = None
+    worker: str | None = None
+    retries: int = 0
+    args: str | None = None
+    kwargs: str | None = None
+    result: str | None = None
+    sent_at: float | None = None
+    received_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    runtime: float | None = None
+    exception: str | None = None
+    traceback: str | None = None
+    eta: str | None = None
+    expires: str | None = None
+    parent_id: str | None = None
+    root_id: str | None = None
+    group_id: str | None = None
+    rejected: bool = False
+    last_event_at: float | None = None
+    events: int = 0
+    history: list[Transition] = []
+    outcomes: list[Outcome] = []
+
+
+def _eta_seconds(eta: str | None) -> float | None:
+    if not eta:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(eta)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.timestamp()
+
+
+def _waiting_state(event: Event, attempt: int) -> State:
+    eta = _eta_seconds(event.eta)
+    if eta is not None and eta > event.timestamp + _ETA_SLACK_S:
+        return State.RETRYING if attempt > 0 else State.SCHEDULED
+    return State.QUEUED
+
+
+def _latest_before(
+    anchors: dict[str | None, list[tuple[float, int, int]]], e: Event
+) -> int | None:
+    mine = (e.timestamp, e.clock or 0)
+    before = [a for a in anchors.get(e.hostname, ()) if (a[0], a[1]) <= mine]
+    return max(before)[2] if before else None
+
+
+def _attempts(events: list[Event]) -> dict[str, int]:
+    """Attempt number of every event, by dedup key.
+
+    A worker publishes a retry's next message before it reports task-retried, and may
+    receive it first, so an outcome belongs to the latest *start* on its host, and a start
+    to the latest *receipt* on its host (same host, same clock).
+    """
+    attempt: dict[str, int] = {}
+    received: dict[str | None, list[tuple[float, int, int]]] = {}
+    for e in events:
+        if e.kind in (ev.JOB_SENT, ev.JOB_RECEIVED):
+            attempt[e.dedup_key] = e.retries or 0
+            if e.kind == ev.JOB_RECEIVED:
+                received.setdefault(e.hostname, []).append(
+                    (e.timestamp, e.clock or 0, e.retries or 0)
+                )
+    started: dict[str | None, list[tuple[float, int, int]]] = {}
+    for e in events:
+        if e.kind == ev.JOB_STARTED:
+            found = _latest_before(received, e)
+            attempt[e.dedup_key] = found if found is not None else _retries_before(events, e)
+            started.setdefault(e.hostname, []).append(
+                (e.timestamp, e.clock or 0, attempt[e.dedup_key])
+            )
+    for e in events:
+        if e.dedup_key in attempt:
+            continue
+        found = _latest_before(started, e)
+        if found is None:
+            found = _latest_before(received, e)
+        attempt[e.dedup_key] = found if found is not None else _retries_before(events, e)
+    return attempt
+
+
+def _retries_before(events: list[Event], e: Event) -> int:
+    """With no receipt seen from the event's host: how many times that host retried before."""
+    mine = (e.timestamp, e.clock or 0)
+    return sum(
+        1
+        for o in events
+        if o.kind == ev.JOB_RETRIED and o.hostname == e.hostname
+        and (o.timestamp, o.clock or 0) < mine
+    )
+
+
+def order(events: Iterable[Event]) -> list[tuple[int, Event]]:
+    """The job's distinct events in fold order, each with its attempt number."""
+    unique = {e.dedup_key: e for e in events if e.kind in _PHASE}
+    items = sorted(unique.values(), key=lambda e: e.dedup_key)
+    attempts = _attempts(items)
+    ranked = sorted(
+        items,
+        key=lambda e: (attempts[e.dedup_key], _PHASE[e.kind], e.timestamp, e.clock or 0,
+                       e.dedup_key),
+    )
+    return [(attempts[e.dedup_key], e) for e in ranked]
+
+
+def _state_of(event: Event, attempt: int) -> State:
+    if event.kind in (ev.JOB_SENT, ev.JOB_RECEIVED):
+        return _waiting_state(event, attempt)
+    return _OUTCOME_STATE[event.kind]
+
+
+def _apply(view: JobView, attempt: int, e: Event, state: State) -> None:
+    view.state = state.value
+    view.history.append(Transition(state.value, e.timestamp, e.kind, e.hostname, attempt,
+                                   e.dedup_key))
+    for field in ("name", "args", "kwargs", "eta", "expires", "parent_id", "root_id",
+                  "group_id", "routing_key"):
+        value = getattr(e, field)
+        if value is not None:
+            setattr(view, field, value)
+    if e.queue is not None:
+        view.queue = e.queue
+    if e.kind == ev.JOB_SENT:
+        view.sent_at = e.timestamp if view.sent_at is None else min(view.sent_at, e.timestamp)
+    else:
+        view.worker = e.hostname or view.worker
+    if e.kind == ev.JOB_RECEIVED:
+        view.received_at = e.timestamp
+    elif e.kind == ev.JOB_STARTED:
+        view.started_at = e.timestamp
+    view.retries = max(view.retries, attempt, e.retries or 0)
+
+
+def _finish(view: JobView, attempt_events: list[tuple[int, Event]]) -> None:
+    last_attempt = attempt_events[-1][0]
+    final = [e for a, e in attempt_events if a == last_attempt]
+    state = State(view.state)
+    if state in TERMINAL_STATES:
+        end = final[-1]
+        view.finished_at = end.timestamp
+        succeeded = [e for e in final if e.kind == ev.JOB_SUCCEEDED]
+        if succeeded and succeeded[-1].runtime is not None:
+            view.runtime = succeeded[-1].runtime
+            view.result = succeeded[-1].result
+        elif view.started_at is not None and any(e.kind == ev.JOB_STARTED for e in final):
+            view.runtime = max(0.0, end.timestamp - view.started_at)
+        view.rejected = any(e.kind == ev.JOB_REJECTED for e in final)
+    if state in (State.FAILED, State.RETRYING):
+        failures = [e for _, e in attempt_events if e.kind in _FAILURE_KINDS and e.exception]
+        if failures:
+            view.exception = failures[-1].exception
+            view.traceback = failures[-1].traceback
+        elif view.rejected:
+            view.exception = "rejected"
+
+
+def _outcomes(ordered: list[tuple[int, Event]], view: JobView) -> list[Outcome]:
+    out = [
+        Outcome(int(e.timestamp // 60 * 60), State.RETRYING.value, None)
+        for _, e in ordered
+        if e.kind == ev.JOB_RETRIED
+    ]
+    if view.finished_at is not None:
+        out.append(Outcome(int(view.finished_at // 60 * 60), view.state, view.runtime))
+    return out
+
+
+def fold(job_id: str, events: Iterable[Event]) -> JobView:
+    """The read model of one job from any collection of its events (order and copies ignored)."""
+    ordered = order(events)
+    view = JobView(id=job_id, history=[])
+    if not ordered:
+        return view
+    for attempt, e in ordered:
+        _apply(view, attempt, e, _state_of(e, attempt))
+    _finish(view, ordered)
+    view.last_event_at = max(e.timestamp for _, e in ordered)
+    view.events = len(ordered)
+    view.outcomes = _outcomes(ordered, view)
+    return view

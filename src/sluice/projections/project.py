@@ -1,0 +1,29 @@
+"""Set-based projection of one appended batch into every read model (same transaction)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import psycopg
+
+from sluice.domain import events as ev
+from sluice.domain.events import Event
+
+from .jobs import project_jobs
+from .queues import project_queues
+from .workers import project_workers
+
+
+def project_batch(
+    conn: psycopg.Connection, connection_id: str, events: Sequence[Event], upto: int
+) -> None:
+    """Fold newly stored events (log positions <= `upto`) into the read models."""
+    job_ids = {e.job_id for e in events if e.job_id and e.kind in ev.JOB_KINDS}
+    if job_ids:
+        project_jobs(conn, connection_id, sorted(job_ids), upto)
+    worker_events = [e for e in events if e.kind in ev.WORKER_STATUS_KINDS]
+    if worker_events:
+        project_workers(conn, connection_id, worker_events)
+    samples = [e for e in events if e.kind == ev.QUEUE_SAMPLED]
+    if samples:
+        project_queues(conn, connection_id, samples)

@@ -1,0 +1,1 @@
+"""PostgreSQL: connection pool, migrations, the event log, read-model queries."""

@@ -1,0 +1,58 @@
+"""Where the database is: SLUICE_DATABASE_URL, else an embedded PostgreSQL (pgserver)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import warnings
+from pathlib import Path
+from typing import Any
+
+from psycopg_pool import ConnectionPool
+
+log = logging.getLogger(__name__)
+_embedded: dict[Path, Any] = {}
+_lock = threading.Lock()
+
+
+def data_dir() -> Path:
+    """SLUICE_DATA_DIR, else ./.sluice (created on demand)."""
+    path = Path(os.environ.get("SLUICE_DATA_DIR") or Path.cwd() / ".sluice").resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def embedded_url(directory: Path | None = None) -> str:
+    """Start (once per process) a private PostgreSQL under the data dir and return its URL."""
+    pgdata = (directory or data_dir() / "pg").resolve()
+    with _lock:
+        server = _embedded.get(pgdata)
+        if server is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # platformdirs' XDG_RUNTIME_DIR notice
+                import pgserver
+
+                pgdata.mkdir(parents=True, exist_ok=True)
+                log.info("starting embedded PostgreSQL in %s", pgdata)
+                server = pgserver.get_server(pgdata, cleanup_mode="stop")
+            _embedded[pgdata] = server
+        return str(server.get_uri())
+
+
+def database_url() -> str:
+    return os.environ.get("SLUICE_DATABASE_URL") or embedded_url()
+
+
+def open_pool(url: str | None = None, *, min_size: int = 1, max_size: int = 8,
+              name: str = "sluice") -> ConnectionPool:
+    pool = ConnectionPool(
+        url or database_url(),
+        min_size=min_size,
+        max_size=max_size,
+        name=name,
+        open=False,
+        kwargs={"autocommit": True},
+    )
+    pool.open(wait=True, timeout=30)
+    return pool

@@ -1,0 +1,63 @@
+"""Daily partitions of the event log: created ahead, dropped for retention."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import psycopg
+from psycopg import sql
+
+log = logging.getLogger(__name__)
+# Days kept as their own partitions around today; older days land in events_default.
+PAST_DAYS = 8
+FUTURE_DAYS = 1
+_known: set[tuple[str, dt.date]] = set()
+
+
+def partition_name(day: dt.date) -> str:
+    return f"events_p{day:%Y%m%d}"
+
+
+def window(today: dt.date) -> list[dt.date]:
+    return [today + dt.timedelta(days=d) for d in range(-PAST_DAYS, FUTURE_DAYS + 1)]
+
+
+def ensure(conn: psycopg.Connection, days: set[dt.date], today: dt.date | None = None) -> None:
+    """Create the partitions of `days` that fall in today's window and do not exist yet."""
+    today = today or dt.datetime.now(dt.UTC).date()
+    wanted = set(window(today))
+    dsn = conn.info.dsn
+    for day in sorted(days & wanted):
+        if (dsn, day) in _known:
+            continue
+        name = partition_name(day)
+        try:
+            with conn.transaction():
+                exists = conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()
+                if exists and exists[0] is None:
+                    conn.execute(
+                        sql.SQL(
+                            "CREATE TABLE IF NOT EXISTS {} PARTITION OF events "
+                            "FOR VALUES FROM ({}) TO ({})"
+                        ).format(
+                            sql.Identifier(name),
+                            sql.Literal(day),
+                            sql.Literal(day + dt.timedelta(days=1)),
+                        )
+                    )
+        except psycopg.errors.CheckViolation:
+            # rows of that day already sit in the default partition: leave them there
+            log.warning("partition %s not created: day already in events_default", name)
+        except psycopg.errors.DuplicateTable:
+            pass
+        _known.add((dsn, day))
+
+
+def ensure_window(conn: psycopg.Connection, today: dt.date | None = None) -> None:
+    today = today or dt.datetime.now(dt.UTC).date()
+    ensure(conn, set(window(today)), today)
+
+
+def forget_cache() -> None:
+    _known.clear()
