@@ -26,14 +26,14 @@ CREATE TABLE events (
     ts            timestamptz NOT NULL,  -- source timestamp
     ingested_at   timestamptz NOT NULL DEFAULT now(),
     payload       jsonb       NOT NULL,
-    PRIMARY KEY (connection_id, day, position),
+    -- a connection's log in position order (followers, SSE resume, replay)
+    PRIMARY KEY (connection_id, position, day),
     UNIQUE (connection_id, day, dedup_key)
 ) PARTITION BY RANGE (day);
+-- Deliberately no more indexes: every one costs the ingest path. A job's events are folded
+-- from the copy its jobs row keeps (jobs.fold), not looked up here.
 
 CREATE TABLE events_default PARTITION OF events DEFAULT;
-CREATE INDEX events_position_idx ON events (position);
-CREATE INDEX events_connection_position_idx ON events (connection_id, position);
-CREATE INDEX events_job_idx ON events (connection_id, job_id, position) WHERE job_id IS NOT NULL;
 
 CREATE TABLE jobs (
     connection_id uuid NOT NULL,
@@ -63,8 +63,8 @@ CREATE TABLE jobs (
     first_seen_at timestamptz NOT NULL,  -- earliest source timestamp of any of its events
     last_event_at timestamptz NOT NULL,
     events        integer NOT NULL,
-    position      bigint NOT NULL,       -- log position of the latest event folded in
     outcomes      jsonb NOT NULL DEFAULT '[]',  -- its rollup contributions, to revise them
+    fold          bytea NOT NULL,        -- its events in fold order (msgpack): merge input
     PRIMARY KEY (connection_id, job_id)
 );
 CREATE INDEX jobs_recent_idx ON jobs (connection_id, first_seen_at DESC, job_id DESC);

@@ -242,7 +242,11 @@ def _outcomes(ordered: list[tuple[int, Event]], view: JobView) -> list[Outcome]:
 
 def fold(job_id: str, events: Iterable[Event]) -> JobView:
     """The read model of one job from any collection of its events (order and copies ignored)."""
-    ordered = order(events)
+    return fold_ordered(job_id, order(events))
+
+
+def fold_ordered(job_id: str, ordered: list[tuple[int, Event]]) -> JobView:
+    """`fold`, given the events already put in fold order by `order`."""
     view = JobView(id=job_id, history=[])
     if not ordered:
         return view

@@ -1,21 +1,37 @@
-"""Jobs, their transitions and per-minute rollups: re-fold each touched job from the log."""
+"""Jobs, their transitions and per-minute rollups, set-based over a batch.
+
+Each touched job is re-folded from the set of its events: the copy its row keeps (`fold`,
+in fold order) plus the batch's new ones. That makes the row a function of the event set
+(any arrival order, any duplicates) without reading the log back.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 import psycopg
 
-from sluice.domain.events import EVENT_DECODER
-from sluice.domain.fold import JobView, fold
+from sluice.domain.events import Event
+from sluice.domain.fold import JobView, fold_ordered, order
 from sluice.store.sqlfiles import queries
 
 Q = queries(__file__)
-_ENC = msgspec.json.Encoder()
+_JSON = msgspec.json.Encoder()
+_PACK = msgspec.msgpack.Encoder()
+_UNPACK = msgspec.msgpack.Decoder(list[Event])
 # A rollup contribution as stored on the job: [minute, outcome, runtime, name, queue].
 Contribution = tuple[int, str, float | None, str, str]
+
+
+class _Folded(msgspec.Struct):
+    view: JobView
+    ordered: list[Event]
+    old_keys: list[str]
+    old_outcomes: list[Contribution]
 
 
 def _contributions(view: JobView) -> list[Contribution]:
@@ -23,62 +39,88 @@ def _contributions(view: JobView) -> list[Contribution]:
             for o in view.outcomes]
 
 
-def _load(conn: psycopg.Connection, connection_id: str, job_ids: list[str], upto: int) -> (
-    tuple[list[JobView], dict[str, list[Contribution]]]
-):
-    params = {"connection_id": connection_id, "job_ids": job_ids, "upto": upto}
-    by_job: dict[str, list[Any]] = defaultdict(list)
-    for (payload,) in conn.execute(Q["job_events"], params):
-        event = EVENT_DECODER.decode(payload)
-        by_job[event.job_id or ""].append(event)
-    old = {
-        job_id: [tuple(c) for c in msgspec.json.decode(raw)]
-        for job_id, raw in conn.execute(Q["job_outcomes"], params)
+def _fold_all(conn: psycopg.Connection, connection_id: str, new: dict[str, list[Event]]
+              ) -> list[_Folded]:
+    params = {"connection_id": connection_id, "job_ids": sorted(new)}
+    old: dict[str, tuple[list[Contribution], list[Event]]] = {
+        job_id: ([tuple(c) for c in msgspec.json.decode(outcomes)],  # type: ignore[misc]
+                 _UNPACK.decode(packed))
+        for job_id, outcomes, packed in conn.execute(Q["job_folds"], params)
     }
-    views = [fold(job_id, by_job[job_id]) for job_id in job_ids if by_job.get(job_id)]
-    return views, old  # type: ignore[return-value]
+    folded = []
+    for job_id in sorted(new):
+        old_outcomes, old_events = old.get(job_id, ([], []))
+        ranked = order([*old_events, *new[job_id]])
+        if not ranked:
+            continue
+        folded.append(_Folded(view=fold_ordered(job_id, ranked),
+                              ordered=[e for _, e in ranked],
+                              old_keys=[e.dedup_key for e in old_events],
+                              old_outcomes=old_outcomes))
+    return folded
 
 
-def _upsert_jobs(conn: psycopg.Connection, connection_id: str, views: list[JobView],
-                 upto: int) -> None:
-    cols: dict[str, list[Any]] = defaultdict(list)
-    for v in views:
-        for field in ("state", "name", "queue", "routing_key", "worker", "retries", "args",
-                      "kwargs", "result", "sent_at", "received_at", "started_at",
-                      "finished_at", "runtime", "exception", "traceback", "eta", "expires",
-                      "parent_id", "root_id", "group_id", "rejected", "last_event_at",
-                      "events"):
-            cols[field].append(getattr(v, field))
-        cols["job_id"].append(v.id)
-        cols["first_seen_at"].append(min(t.at for t in v.history))
-        cols["outcomes"].append(_ENC.encode(_contributions(v)).decode())
-    conn.execute(Q["upsert_jobs"], {"connection_id": connection_id, "position": upto, **cols})
+_JOB_FIELDS = ("state", "name", "queue", "routing_key", "worker", "retries", "args", "kwargs",
+               "result", "sent_at", "received_at", "started_at", "finished_at", "runtime",
+               "exception", "traceback", "eta", "expires", "parent_id", "root_id", "group_id",
+               "rejected")
+_staged: set[tuple[int, int]] = set()
 
 
-def _replace_transitions(conn: psycopg.Connection, connection_id: str, views: list[JobView]
-                         ) -> None:
-    cols: dict[str, list[Any]] = defaultdict(list)
-    for v in views:
-        for seq, t in enumerate(v.history):
-            cols["job_id"].append(v.id)
-            cols["seq"].append(seq)
-            cols["state"].append(t.state)
-            cols["at"].append(t.at)
-            cols["kind"].append(t.kind)
-            cols["hostname"].append(t.hostname)
-            cols["attempt"].append(t.attempt)
-            cols["dedup_key"].append(t.dedup_key)
-    params = {"connection_id": connection_id, "job_ids": [v.id for v in views]}
-    conn.execute(Q["delete_transitions"], params)
-    conn.execute(Q["insert_transitions"], {"connection_id": connection_id, **cols})
+def _ensure_stages(conn: psycopg.Connection) -> None:
+    key = (id(conn), conn.info.backend_pid)
+    if key not in _staged:
+        conn.execute(Q["create_stages"])
+        _staged.add(key)
 
 
-def _apply_rollups(conn: psycopg.Connection, connection_id: str, views: list[JobView],
-                   old: dict[str, list[Contribution]]) -> None:
+def _upsert_jobs(conn: psycopg.Connection, connection_id: str, folded: list[_Folded]) -> None:
+    with conn.cursor().copy(Q["copy_stage_jobs"]) as copy:
+        for f in folded:
+            v = f.view
+            copy.write_row((
+                v.id, *[getattr(v, name) for name in _JOB_FIELDS],
+                min(t.at for t in v.history), v.last_event_at, v.events,
+                _JSON.encode(_contributions(v)).decode(), _PACK.encode(f.ordered),
+            ))
+    conn.execute(Q["upsert_jobs"], {"connection_id": connection_id})
+
+
+def _common_prefix(a: list[str], b: list[str]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _update_transitions(conn: psycopg.Connection, connection_id: str, folded: list[_Folded]
+                        ) -> None:
+    """Rewrite each job's history from the first entry that changed (usually: append only)."""
+    stale: dict[str, list[Any]] = defaultdict(list)
+    added = 0
+    with conn.cursor().copy(Q["copy_stage_transitions"]) as copy:
+        for f in folded:
+            keep = _common_prefix(f.old_keys, [e.dedup_key for e in f.ordered])
+            if keep < len(f.old_keys):
+                stale["job_id"].append(f.view.id)
+                stale["from_seq"].append(keep)
+            for seq, t in enumerate(f.view.history[keep:], start=keep):
+                copy.write_row((f.view.id, seq, t.state, t.at, t.kind, t.hostname, t.attempt,
+                                t.dedup_key))
+                added += 1
+    if stale:
+        conn.execute(Q["delete_transitions"], {"connection_id": connection_id, **stale})
+    if added:
+        conn.execute(Q["insert_transitions"], {"connection_id": connection_id})
+
+
+def _apply_rollups(conn: psycopg.Connection, connection_id: str, folded: list[_Folded]) -> None:
     """Add each job's new contributions and take back its old ones (exact counts and sums)."""
     delta: dict[tuple[int, str, str, str], list[Any]] = {}
-    for v in views:
-        for sign, contribs in ((-1, old.get(v.id, [])), (1, _contributions(v))):
+    for f in folded:
+        for sign, contribs in ((-1, f.old_outcomes), (1, _contributions(f.view))):
             for minute, outcome, runtime, name, queue in contribs:
                 row = delta.setdefault((minute, name, queue, outcome), [0, 0.0, None])
                 row[0] += sign
@@ -103,18 +145,21 @@ def _apply_rollups(conn: psycopg.Connection, connection_id: str, views: list[Job
         },
     )
     if any(r[0] < 0 for r in changed.values()):
-        import datetime as dt
-
         minutes = sorted({dt.datetime.fromtimestamp(k[0], dt.UTC) for k in keys})
         conn.execute(Q["delete_empty_rollups"],
                      {"connection_id": connection_id, "minutes": minutes})
 
 
-def project_jobs(conn: psycopg.Connection, connection_id: str, job_ids: list[str],
-                 upto: int) -> None:
-    views, old = _load(conn, connection_id, job_ids, upto)
-    if not views:
+def project_jobs(conn: psycopg.Connection, connection_id: str, events: Sequence[Event]) -> None:
+    new: dict[str, list[Event]] = defaultdict(list)
+    for e in events:
+        new[e.job_id or ""].append(e)
+    # one projector per job at a time: concurrent appends must not fold a stale copy
+    conn.execute(Q["lock_jobs"], {"connection_id": connection_id, "job_ids": sorted(new)})
+    folded = _fold_all(conn, connection_id, new)
+    if not folded:
         return
-    _upsert_jobs(conn, connection_id, views, upto)
-    _replace_transitions(conn, connection_id, views)
-    _apply_rollups(conn, connection_id, views, old)
+    _ensure_stages(conn)
+    _upsert_jobs(conn, connection_id, folded)
+    _update_transitions(conn, connection_id, folded)
+    _apply_rollups(conn, connection_id, folded)

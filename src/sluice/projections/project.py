@@ -14,13 +14,12 @@ from .queues import project_queues
 from .workers import project_workers
 
 
-def project_batch(
-    conn: psycopg.Connection, connection_id: str, events: Sequence[Event], upto: int
-) -> None:
-    """Fold newly stored events (log positions <= `upto`) into the read models."""
-    job_ids = {e.job_id for e in events if e.job_id and e.kind in ev.JOB_KINDS}
-    if job_ids:
-        project_jobs(conn, connection_id, sorted(job_ids), upto)
+def project_batch(conn: psycopg.Connection, connection_id: str, events: Sequence[Event]) -> None:
+    """Fold new events into the read models. Idempotent: projecting an event again, or in
+    another order, leaves the same rows (the folds are joins over event sets)."""
+    job_events = [e for e in events if e.job_id and e.kind in ev.JOB_KINDS]
+    if job_events:
+        project_jobs(conn, connection_id, job_events)
     worker_events = [e for e in events if e.kind in ev.WORKER_STATUS_KINDS]
     if worker_events:
         project_workers(conn, connection_id, worker_events)

@@ -1,37 +1,53 @@
--- name: job_events
-SELECT payload::text
-FROM events
-WHERE connection_id = %(connection_id)s AND job_id = ANY(%(job_ids)s)
-  AND position <= %(upto)s
+-- name: lock_jobs
+-- Transaction-scoped locks per job, taken in one global order (no deadlocks), covering jobs
+-- that have no row yet.
+SELECT count(pg_advisory_xact_lock(h))
+FROM (SELECT DISTINCT hashtextextended(%(connection_id)s || ':' || u.job_id, 0) AS h
+      FROM unnest(%(job_ids)b::text[]) AS u(job_id)
+      ORDER BY 1) AS locks
 
--- name: job_outcomes
-SELECT job_id, outcomes::text
-FROM jobs
-WHERE connection_id = %(connection_id)s AND job_id = ANY(%(job_ids)s)
+-- name: job_folds
+-- LATERAL: one primary-key probe per job, whatever the planner's statistics say.
+SELECT j.job_id, j.outcomes::text, j.fold
+FROM unnest(%(job_ids)b::text[]) AS u(job_id)
+JOIN LATERAL (
+    SELECT job_id, outcomes, fold FROM jobs
+    WHERE connection_id = %(connection_id)s AND job_id = u.job_id
+    LIMIT 1  -- keeps the planner from flattening this into a hash join over all jobs
+) AS j ON true
+
+-- name: create_stages
+-- Per-session staging tables, filled by COPY (formatted in C) and folded in by one INSERT.
+CREATE TEMP TABLE IF NOT EXISTS stage_jobs (
+    job_id text, state text, name text, queue text, routing_key text, worker text,
+    retries int, args text, kwargs text, result text, sent_at float8, received_at float8,
+    started_at float8, finished_at float8, runtime float8, exception text, traceback text,
+    eta text, expires text, parent_id text, root_id text, group_id text, rejected bool,
+    first_seen_at float8, last_event_at float8, events int, outcomes text, fold bytea
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_transitions (
+    job_id text, seq int, state text, at float8, kind text, hostname text, attempt int,
+    dedup_key text
+) ON COMMIT DELETE ROWS
+
+-- name: copy_stage_jobs
+COPY stage_jobs FROM STDIN
+
+-- name: copy_stage_transitions
+COPY stage_transitions FROM STDIN
 
 -- name: upsert_jobs
 INSERT INTO jobs AS j (connection_id, job_id, state, name, queue, routing_key, worker, retries,
                   args, kwargs, result, sent_at, received_at, started_at, finished_at, runtime,
                   exception, traceback, eta, expires, parent_id, root_id, group_id, rejected,
-                  first_seen_at, last_event_at, events, position, outcomes)
+                  first_seen_at, last_event_at, events, outcomes, fold)
 SELECT %(connection_id)s, u.job_id, u.state, u.name, u.queue, u.routing_key, u.worker, u.retries,
        u.args, u.kwargs, u.result, to_timestamp(u.sent_at), to_timestamp(u.received_at),
        to_timestamp(u.started_at), to_timestamp(u.finished_at), u.runtime, u.exception,
        u.traceback, u.eta, u.expires, u.parent_id, u.root_id, u.group_id, u.rejected,
-       to_timestamp(u.first_seen_at), to_timestamp(u.last_event_at), u.events, %(position)s,
-       u.outcomes::jsonb
-FROM unnest(%(job_id)s::text[], %(state)s::text[], %(name)s::text[], %(queue)s::text[],
-            %(routing_key)s::text[], %(worker)s::text[], %(retries)s::int[], %(args)s::text[],
-            %(kwargs)s::text[], %(result)s::text[], %(sent_at)s::float8[],
-            %(received_at)s::float8[], %(started_at)s::float8[], %(finished_at)s::float8[],
-            %(runtime)s::float8[], %(exception)s::text[], %(traceback)s::text[],
-            %(eta)s::text[], %(expires)s::text[], %(parent_id)s::text[], %(root_id)s::text[],
-            %(group_id)s::text[], %(rejected)s::bool[], %(first_seen_at)s::float8[],
-            %(last_event_at)s::float8[], %(events)s::int[], %(outcomes)s::text[])
-     AS u(job_id, state, name, queue, routing_key, worker, retries, args, kwargs, result,
-          sent_at, received_at, started_at, finished_at, runtime, exception, traceback, eta,
-          expires, parent_id, root_id, group_id, rejected, first_seen_at, last_event_at,
-          events, outcomes)
+       to_timestamp(u.first_seen_at), to_timestamp(u.last_event_at), u.events,
+       u.outcomes::jsonb, u.fold
+FROM stage_jobs AS u
 ON CONFLICT (connection_id, job_id) DO UPDATE SET
     state = EXCLUDED.state, name = EXCLUDED.name, queue = EXCLUDED.queue,
     routing_key = EXCLUDED.routing_key, worker = EXCLUDED.worker, retries = EXCLUDED.retries,
@@ -43,28 +59,27 @@ ON CONFLICT (connection_id, job_id) DO UPDATE SET
     parent_id = EXCLUDED.parent_id, root_id = EXCLUDED.root_id, group_id = EXCLUDED.group_id,
     rejected = EXCLUDED.rejected, first_seen_at = EXCLUDED.first_seen_at,
     last_event_at = EXCLUDED.last_event_at, events = EXCLUDED.events,
-    position = EXCLUDED.position, outcomes = EXCLUDED.outcomes
+    outcomes = EXCLUDED.outcomes, fold = EXCLUDED.fold
 
 -- name: delete_transitions
-DELETE FROM job_transitions
-WHERE connection_id = %(connection_id)s AND job_id = ANY(%(job_ids)s)
+DELETE FROM job_transitions AS t
+USING unnest(%(job_id)b::text[], %(from_seq)b::int[]) AS u(job_id, from_seq)
+WHERE t.connection_id = %(connection_id)s AND t.job_id = u.job_id AND t.seq >= u.from_seq
 
 -- name: insert_transitions
 INSERT INTO job_transitions (connection_id, job_id, seq, state, at, kind, hostname, attempt,
                              dedup_key)
 SELECT %(connection_id)s, u.job_id, u.seq, u.state, to_timestamp(u.at), u.kind, u.hostname,
        u.attempt, u.dedup_key
-FROM unnest(%(job_id)s::text[], %(seq)s::int[], %(state)s::text[], %(at)s::float8[],
-            %(kind)s::text[], %(hostname)s::text[], %(attempt)s::int[], %(dedup_key)s::text[])
-     AS u(job_id, seq, state, at, kind, hostname, attempt, dedup_key)
+FROM stage_transitions AS u
 
 -- name: upsert_rollups
 INSERT INTO rollups_minute AS r (connection_id, minute, name, queue, outcome, count,
                                  runtime_sum, runtime_max)
 SELECT %(connection_id)s, to_timestamp(u.minute), u.name, u.queue, u.outcome, u.count,
        u.runtime_sum, u.runtime_max
-FROM unnest(%(minute)s::float8[], %(name)s::text[], %(queue)s::text[], %(outcome)s::text[],
-            %(count)s::bigint[], %(runtime_sum)s::float8[], %(runtime_max)s::float8[])
+FROM unnest(%(minute)b::float8[], %(name)b::text[], %(queue)b::text[], %(outcome)b::text[],
+            %(count)b::bigint[], %(runtime_sum)b::float8[], %(runtime_max)b::float8[])
      AS u(minute, name, queue, outcome, count, runtime_sum, runtime_max)
 ON CONFLICT (connection_id, minute, name, queue, outcome) DO UPDATE SET
     count = r.count + EXCLUDED.count,
@@ -86,11 +101,11 @@ SELECT %(connection_id)s, u.hostname, u.status, to_timestamp(u.first_seen_at),
        to_timestamp(u.last_event_at), u.clock, u.dedup_key, to_timestamp(u.last_heartbeat),
        u.freq, u.active, u.processed, u.loadavg::float8[], u.sw_ident, u.sw_ver, u.sw_sys,
        u.pid
-FROM unnest(%(hostname)s::text[], %(status)s::text[], %(first_seen_at)s::float8[],
-            %(last_event_at)s::float8[], %(clock)s::bigint[], %(dedup_key)s::text[],
-            %(last_heartbeat)s::float8[], %(freq)s::float8[], %(active)s::int[],
-            %(processed)s::bigint[], %(loadavg)s::text[], %(sw_ident)s::text[],
-            %(sw_ver)s::text[], %(sw_sys)s::text[], %(pid)s::int[])
+FROM unnest(%(hostname)b::text[], %(status)b::text[], %(first_seen_at)b::float8[],
+            %(last_event_at)b::float8[], %(clock)b::bigint[], %(dedup_key)b::text[],
+            %(last_heartbeat)b::float8[], %(freq)b::float8[], %(active)b::int[],
+            %(processed)b::bigint[], %(loadavg)b::text[], %(sw_ident)b::text[],
+            %(sw_ver)b::text[], %(sw_sys)b::text[], %(pid)b::int[])
      AS u(hostname, status, first_seen_at, last_event_at, clock, dedup_key, last_heartbeat,
           freq, active, processed, loadavg, sw_ident, sw_ver, sw_sys, pid)
 ON CONFLICT (connection_id, hostname) DO UPDATE SET
@@ -106,22 +121,22 @@ WHERE (EXCLUDED.last_event_at, EXCLUDED.last_event_clock, EXCLUDED.last_event_ke
 UPDATE workers AS w
 SET first_seen_at = LEAST(w.first_seen_at, to_timestamp(u.first_seen_at)),
     last_heartbeat = GREATEST(w.last_heartbeat, to_timestamp(u.last_heartbeat))
-FROM unnest(%(hostname)s::text[], %(first_seen_at)s::float8[], %(last_heartbeat)s::float8[])
+FROM unnest(%(hostname)b::text[], %(first_seen_at)b::float8[], %(last_heartbeat)b::float8[])
      AS u(hostname, first_seen_at, last_heartbeat)
 WHERE w.connection_id = %(connection_id)s AND w.hostname = u.hostname
 
 -- name: insert_queue_samples
 INSERT INTO queue_samples (connection_id, name, sampled_at, depth, consumers)
 SELECT %(connection_id)s, u.name, to_timestamp(u.sampled_at), u.depth, u.consumers
-FROM unnest(%(name)s::text[], %(sampled_at)s::float8[], %(depth)s::bigint[],
-            %(consumers)s::int[]) AS u(name, sampled_at, depth, consumers)
+FROM unnest(%(name)b::text[], %(sampled_at)b::float8[], %(depth)b::bigint[],
+            %(consumers)b::int[]) AS u(name, sampled_at, depth, consumers)
 ON CONFLICT DO NOTHING
 
 -- name: upsert_queues
 INSERT INTO queues AS q (connection_id, name, depth, consumers, sampled_at, sample_key)
 SELECT %(connection_id)s, u.name, u.depth, u.consumers, to_timestamp(u.sampled_at), u.sample_key
-FROM unnest(%(name)s::text[], %(depth)s::bigint[], %(consumers)s::int[],
-            %(sampled_at)s::float8[], %(sample_key)s::text[])
+FROM unnest(%(name)b::text[], %(depth)b::bigint[], %(consumers)b::int[],
+            %(sampled_at)b::float8[], %(sample_key)b::text[])
      AS u(name, depth, consumers, sampled_at, sample_key)
 ON CONFLICT (connection_id, name) DO UPDATE SET
     depth = EXCLUDED.depth, consumers = EXCLUDED.consumers, sampled_at = EXCLUDED.sampled_at,

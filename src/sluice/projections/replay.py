@@ -1,0 +1,75 @@
+"""Rebuild every read model from the event log with the live projector code.
+
+The log is replayed append by append (its `batch` column), in position order, so the
+projector sees exactly the sequence of batches it saw live and yields the same tables.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import msgspec
+import psycopg
+
+from sluice.domain.events import EVENT_DECODER, Event
+from sluice.store.sqlfiles import queries
+
+from .project import project_batch
+
+Q = queries(__file__, "replay.sql")
+LOCK = "LOCK TABLE events IN EXCLUSIVE MODE"  # no appends while the models are rebuilt
+
+
+class ReplayStats(msgspec.Struct):
+    events: int
+    batches: int
+    seconds: float
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+Batch = tuple[str, list[Event], int]  # connection, events, last position
+
+
+def _batches(conn: psycopg.Connection, connection_id: str) -> Iterator[Batch]:
+    current: tuple[int, str] | None = None
+    events: list[Event] = []
+    last = 0
+    with conn.cursor(name="sluice_replay") as cur:
+        cur.itersize = 5000
+        cur.execute(Q["stream_log"], {"connection_id": connection_id})
+        for batch, position, connection_id, payload in cur:
+            key = (batch, connection_id)
+            if key != current and current is not None:
+                yield current[1], events, last
+                events = []
+            current = key
+            events.append(EVENT_DECODER.decode(payload))
+            last = position
+    if current is not None:
+        yield current[1], events, last
+
+
+def replay(conn: psycopg.Connection, progress: Callable[[int, int], None] | None = None
+           ) -> ReplayStats:
+    """Empty the read models and fold the whole log back into them, in one transaction."""
+    started = time.perf_counter()
+    done = batches = 0
+    with conn.transaction():
+        conn.execute(LOCK)
+        total_row = conn.execute(Q["count_events"]).fetchone()
+        total = int(total_row[0]) if total_row else 0
+        conn.execute(Q["truncate_read_models"])
+        connections = [row[0] for row in conn.execute(Q["connections"]).fetchall()]
+        for connection in connections:
+            # a server-side cursor streams the log while the same session writes the models
+            for connection_id, events, last in _batches(conn, connection):
+                project_batch(conn, connection_id, events)
+                done += len(events)
+                batches += 1
+                if progress is not None:
+                    progress(done, total)
+    return ReplayStats(events=done, batches=batches, seconds=time.perf_counter() - started)
