@@ -8,6 +8,7 @@ Each backend gets a migrated template database; `fresh_db_url` clones it per tes
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,10 +28,11 @@ if not FIXTURES.is_dir():  # a clone beside shared/, or the repo's own parent la
 BACKENDS = ["embedded", "external"]
 
 
-def _server_url(backend: str, tmp_root: Path) -> str | None:
+def _server_url(backend: str) -> str | None:
     if backend == "external":
         return os.environ.get("SLUICE_TEST_DATABASE_URL") or None
-    return embedded_url(tmp_root / "pg")
+    # outside pytest's basetemp, which a concurrent pytest run may rotate away under us
+    return embedded_url(Path(tempfile.mkdtemp(prefix="sluice-test-pg-")), delete_on_exit=True)
 
 
 def _with_db(url: str, dbname: str) -> str:
@@ -41,7 +43,7 @@ def _with_db(url: str, dbname: str) -> str:
 def pg_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
               ) -> Iterator[str]:
     """Admin URL of one PostgreSQL server, with a migrated template database on it."""
-    url = _server_url(request.param, tmp_path_factory.getbasetemp())
+    url = _server_url(request.param)
     if url is None:
         pytest.skip("external PostgreSQL not configured (SLUICE_TEST_DATABASE_URL)")
     template = f"sluice_tpl_{uuid.uuid4().hex[:8]}"

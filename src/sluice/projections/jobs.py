@@ -21,7 +21,7 @@ from sluice.store.sqlfiles import queries
 
 Q = queries(__file__)
 _JSON = msgspec.json.Encoder()
-_PACK = msgspec.msgpack.Encoder()
+_PACK = msgspec.msgpack.Encoder(order="deterministic")  # jsonb reorders dict keys
 _UNPACK = msgspec.msgpack.Decoder(list[Event])
 # A rollup contribution as stored on the job: [minute, outcome, runtime, name, queue].
 Contribution = tuple[int, str, float | None, str, str]
@@ -72,6 +72,8 @@ def _ensure_stages(conn: psycopg.Connection) -> None:
     if key not in _staged:
         conn.execute(Q["create_stages"])
         _staged.add(key)
+    else:
+        conn.execute(Q["clear_stages"])
 
 
 def _upsert_jobs(conn: psycopg.Connection, connection_id: str, folded: list[_Folded]) -> None:

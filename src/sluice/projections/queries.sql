@@ -30,6 +30,11 @@ CREATE TEMP TABLE IF NOT EXISTS stage_transitions (
     dedup_key text
 ) ON COMMIT DELETE ROWS
 
+-- name: clear_stages
+-- Several batches may be projected in one transaction (replay, quota-split appends).
+DELETE FROM stage_jobs;
+DELETE FROM stage_transitions
+
 -- name: copy_stage_jobs
 COPY stage_jobs FROM STDIN
 

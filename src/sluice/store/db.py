@@ -23,8 +23,9 @@ def data_dir() -> Path:
     return path
 
 
-def embedded_url(directory: Path | None = None) -> str:
-    """Start (once per process) a private PostgreSQL under the data dir and return its URL."""
+def embedded_url(directory: Path | None = None, *, delete_on_exit: bool = False) -> str:
+    """Start (once per process) a private PostgreSQL under the data dir and return its URL.
+    It stops when the process exits (and its files go too with `delete_on_exit`)."""
     pgdata = (directory or data_dir() / "pg").resolve()
     with _lock:
         server = _embedded.get(pgdata)
@@ -35,7 +36,8 @@ def embedded_url(directory: Path | None = None) -> str:
 
                 pgdata.mkdir(parents=True, exist_ok=True)
                 log.info("starting embedded PostgreSQL in %s", pgdata)
-                server = pgserver.get_server(pgdata, cleanup_mode="stop")
+                server = pgserver.get_server(
+                    pgdata, cleanup_mode="delete" if delete_on_exit else "stop")
             _embedded[pgdata] = server
         return str(server.get_uri())
 

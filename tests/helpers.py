@@ -1,0 +1,32 @@
+"""Test helpers shared by unit and integration tests (no fixtures here)."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from sluice.domain.celery import normalize
+from sluice.domain.events import Event
+
+
+def load_celery_events(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def normalized(path: Path, connection_id: str | None = None) -> list[Event]:
+    out = []
+    for raw in load_celery_events(path):
+        event = normalize(raw, connection_id)
+        assert isinstance(event, Event), event
+        out.append(event)
+    return out
+
+
+def by_job(events: list[Event]) -> dict[str, list[Event]]:
+    jobs: dict[str, list[Event]] = defaultdict(list)
+    for e in events:
+        if e.job_id:
+            jobs[e.job_id].append(e)
+    return dict(jobs)

@@ -1,0 +1,69 @@
+"""Unified events from the wire: hostile input is rejected with a reason naming the field."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sluice.domain.dedup import dedup_key
+from sluice.domain.events import Event, Rejection
+from sluice.domain.validate import parse_event
+
+NOW = time.time()
+GOOD = {"kind": "job.sent", "timestamp": NOW, "job_id": "abc", "name": "app.t"}
+
+
+def test_a_good_event_gets_its_dedup_key_derived() -> None:
+    event = parse_event(dict(GOOD), NOW)
+    assert isinstance(event, Event)
+    assert event.dedup_key == dedup_key("job.sent", "abc", None, None, NOW)
+
+
+@pytest.mark.parametrize(
+    ("patch", "field"),
+    [
+        ({"kind": "job.exploded"}, "kind"),
+        ({"kind": 7}, "kind"),
+        ({"timestamp": "now"}, "timestamp"),
+        ({"timestamp": float("nan")}, "timestamp"),
+        ({"timestamp": 12.0}, "timestamp"),
+        ({"job_id": None}, "job_id"),
+        ({"job_id": "x" * 10_000}, "job_id"),
+        ({"name": "n" * 100_000}, "name"),
+        ({"traceback": "t" * 1_000_000}, "traceback"),
+        ({"name": "bad\x00name"}, "name"),
+        ({"extensions": {"k": "v\x00"}}, "extensions"),
+        ({"connection_id": "not-a-uuid"}, "connection_id"),
+        ({"retries": -1}, "retries"),
+        ({"retries": 2**70}, "retries"),
+        ({"retries": "1"}, "retries"),
+        ({"dedup_key": "short"}, "dedup_key"),
+        ({"dedup_key": "'; DROP TABLE events; --"}, "dedup_key"),
+        ({"framework": "rq"}, "framework"),
+        ({"loadavg": [1.0, 2.0, 3.0, 4.0]}, "loadavg"),
+    ],
+)
+def test_hostile_events_are_rejected(patch: dict[str, Any], field: str) -> None:
+    result = parse_event({**GOOD, **patch}, NOW)
+    assert isinstance(result, Rejection), result
+    assert result.field == field, result
+
+
+def test_missing_required_fields_and_non_objects() -> None:
+    missing = parse_event({"kind": "job.sent"}, NOW)
+    assert isinstance(missing, Rejection) and missing.field == "timestamp"
+    assert isinstance(parse_event([1, 2], NOW), Rejection)
+    assert isinstance(parse_event("event", NOW), Rejection)
+
+
+@given(st.dictionaries(st.sampled_from(["kind", "timestamp", "job_id", "hostname", "queue",
+                                        "depth", "extensions", "retries", "dedup_key"]),
+                       st.none() | st.integers() | st.floats() | st.text(max_size=30)
+                       | st.lists(st.integers(), max_size=3)))
+@settings(max_examples=400, deadline=None)
+def test_parse_event_is_total(raw: dict[str, Any]) -> None:
+    assert isinstance(parse_event(raw, NOW), Event | Rejection)
