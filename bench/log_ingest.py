@@ -22,13 +22,13 @@ import psycopg
 from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import traffic  # noqa: E402
+import traffic
 
-from sluice.domain.celery import normalize  # noqa: E402
-from sluice.domain.events import Event  # noqa: E402
-from sluice.store import event_log, partitions  # noqa: E402
-from sluice.store.db import embedded_url  # noqa: E402
-from sluice.store.migrations import migrate  # noqa: E402
+from sluice.domain.celery import normalize
+from sluice.domain.events import Event
+from sluice.store import event_log, partitions
+from sluice.store.db import embedded_url
+from sluice.store.migrations import migrate
 
 BATCH = 500
 APPENDERS = int(os.environ.get("SLUICE_BENCH_APPENDERS", "2"))  # like 2 API worker processes

@@ -13,7 +13,12 @@ CREATE INDEX jobs_group_idx ON jobs (connection_id, group_id) WHERE group_id IS 
 -- recent finishes per worker (tasks per minute)
 CREATE INDEX jobs_worker_finished_idx ON jobs (connection_id, worker, finished_at DESC)
     WHERE finished_at IS NOT NULL;
-CREATE INDEX rollups_queue_idx ON rollups_minute (connection_id, queue, minute);
+-- the overview, throughput series and queue stats read rollups by time (and queue):
+-- covering indexes let them scan the index alone (old minutes are all-visible)
+CREATE INDEX rollups_time_idx ON rollups_minute (connection_id, minute)
+    INCLUDE (name, outcome, count);
+CREATE INDEX rollups_queue_idx ON rollups_minute (connection_id, queue, minute)
+    INCLUDE (outcome, count, runtime_sum);
 
 -- Substring search (name, free text) uses trigram GIN indexes when pg_trgm is available
 -- (contrib: present in distribution PostgreSQL, absent from pgserver's embedded build);

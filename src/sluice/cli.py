@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
 
+from sluice.cli_server import add_server_commands
 from sluice.store.db import database_url
 
 
@@ -64,6 +66,38 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_agent(args: argparse.Namespace) -> int:
+    import os
+
+    from sluice.agent.run import run_agent
+
+    missing = [name for name, value in (("--broker / SLUICE_BROKER_URL", args.broker),
+                                        ("SLUICE_API_KEY", os.environ.get("SLUICE_API_KEY")),
+                                        ("SLUICE_CONNECTION_ID",
+                                         os.environ.get("SLUICE_CONNECTION_ID")))
+               if not value]
+    if missing:
+        print(f"sluice agent: missing {', '.join(missing)}", file=sys.stderr)
+        return 2
+    run_agent(
+        args.broker,
+        os.environ.get("SLUICE_ENDPOINT", "http://127.0.0.1:8000"),
+        os.environ["SLUICE_API_KEY"],
+        os.environ["SLUICE_CONNECTION_ID"],
+        metrics_port=args.metrics_port,
+        queue_interval=args.queue_interval,
+        queues=args.queue or (),
+    )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from sluice.demo.run import run_demo
+
+    return run_demo(port=args.port, duration=args.duration, rate=args.rate,
+                    workers=args.workers)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sluice", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -72,6 +106,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_migrate)
     p = sub.add_parser("replay", help="rebuild all read models from the event log")
     p.set_defaults(func=cmd_replay)
+    p = sub.add_parser("agent", help="collect Celery events and queue depths from a broker")
+    p.add_argument("--broker", default=os.environ.get("SLUICE_BROKER_URL"),
+                   help="redis://... or amqp://... (default: SLUICE_BROKER_URL)")
+    p.add_argument("--metrics-port", type=int, default=None,
+                   help="serve the agent's own counters (Prometheus text) on this port")
+    p.add_argument("--queue-interval", type=float, default=5.0,
+                   help="seconds between queue depth samples")
+    p.add_argument("--queue", action="append",
+                   help="a queue to sample even before Celery binds it (repeatable)")
+    p.set_defaults(func=cmd_agent)
+    p = sub.add_parser("demo", help="embedded stack + real Celery workers + live dashboard")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--duration", type=float, default=None,
+                   help="stop after this many seconds (default: until Ctrl-C)")
+    p.add_argument("--rate", type=float, default=4.0, help="tasks sent per second")
+    p.add_argument("--workers", type=int, default=2, help="Celery worker processes")
+    p.set_defaults(func=cmd_demo)
+    add_server_commands(sub)
     return parser
 
 

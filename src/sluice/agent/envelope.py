@@ -70,7 +70,7 @@ def decode_envelope(data: bytes | str) -> list[dict[str, Any]]:
     body: bytes | str = envelope.body
     if encoding == "base64":
         try:
-            body = binascii.a2b_base64(envelope.body)
+            body = binascii.a2b_base64(envelope.body, strict_mode=True)
         except (binascii.Error, ValueError) as exc:
             raise Undecodable("body not valid base64", str(exc)) from None
     elif encoding is not None:

@@ -116,7 +116,9 @@ class RedisQueueSampler:
                 self.sample_once(client)
                 self.backoff.reset()
                 wait = self.interval - (time.monotonic() - started)
-            except (redis.RedisError, OSError) as exc:
+            except Exception as exc:  # never exit: any failure is a reason to reconnect
+                if not isinstance(exc, redis.RedisError | OSError):
+                    log.exception("redis queues %s: unexpected error", where)
                 if client is not None:
                     client.close()
                 client = None

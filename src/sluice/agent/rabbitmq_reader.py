@@ -1,3 +1,5 @@
+# kombu ships type hints for only part of its API; its untyped calls are fine here.
+# mypy: disable-error-code="no-untyped-call"
 """Celery events and queue depths from an AMQP broker (RabbitMQ), through kombu.
 
 Events: a private exclusive auto-delete queue bound to the `celeryev` topic exchange with
@@ -7,6 +9,7 @@ message_count and consumer_count without creating anything.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -15,8 +18,10 @@ import uuid
 from collections.abc import Iterable
 from typing import Any, Final
 
-from kombu import Connection, Consumer, Exchange, Queue
+from kombu.connection import Connection
+from kombu.entity import Exchange, Queue
 from kombu.message import Message
+from kombu.messaging import Consumer
 
 from .backoff import Backoff
 from .envelope import Undecodable, decode_body
@@ -85,8 +90,10 @@ class RabbitEventReader:
             conn = Connection(self.broker_url, heartbeat=HEARTBEAT_S, connect_timeout=5)
             try:
                 self._session(conn, where)
-            except (*conn.connection_errors, *conn.channel_errors, OSError) as exc:
+            except Exception as exc:  # never exit: any failure is a reason to reconnect
                 self.connected.clear()
+                if not isinstance(exc, (*conn.connection_errors, *conn.channel_errors)):
+                    log.exception("amqp events %s: unexpected error", where)
                 delay = self.backoff.next_delay()
                 self.health.count_reconnect()
                 log.warning("amqp events %s: %s: %s; reconnect attempt %d in %.1fs", where,
@@ -107,10 +114,8 @@ class RabbitEventReader:
             log.info("amqp events %s: consuming celeryev through %s", where, self.queue_name)
             last_beat = time.monotonic()
             while not self.stop.is_set():
-                try:
+                with contextlib.suppress(TimeoutError):  # socket.timeout: idle second
                     conn.drain_events(timeout=1.0)
-                except TimeoutError:
-                    pass
                 if time.monotonic() - last_beat > HEARTBEAT_S / 4:
                     conn.heartbeat_check()
                     last_beat = time.monotonic()
@@ -177,7 +182,9 @@ class RabbitQueueSampler:
                 self.sample_once(conn)
                 self.backoff.reset()
                 wait = self.interval - (time.monotonic() - started)
-            except self.errors as exc:
+            except Exception as exc:  # never exit: any failure is a reason to reconnect
+                if not isinstance(exc, self.errors):
+                    log.exception("amqp queues %s: unexpected error", where)
                 if conn is not None:
                     conn.release()
                 conn = None

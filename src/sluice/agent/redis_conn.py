@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Final
 
 import redis
 
-# No CLIENT SETINFO on connect (lib_name/lib_version None): the agent issues only the
-# commands its read-only ACL grants. Keepalive spots dead peers; timeouts bound each call.
+
+def _no_setinfo() -> dict[str, Any]:
+    """No CLIENT SETINFO on connect: the agent issues only the commands its read-only ACL
+    grants. redis-py >= 7 spells it driver_info=None, older ones lib_name/lib_version."""
+    params = inspect.signature(redis.connection.AbstractConnection.__init__).parameters
+    if "driver_info" in params:
+        return {"driver_info": None}
+    return {"lib_name": None, "lib_version": None}
+
+
 _CLIENT_KW: Final[dict[str, Any]] = {
-    "lib_name": None,
-    "lib_version": None,
-    "socket_connect_timeout": 5.0,
-    "socket_keepalive": True,
+    "protocol": 2,  # RESP2: no HELLO, and the raw pub/sub reader expects it
+    "socket_connect_timeout": 5.0,  # and socket_timeout per use: every call is bounded
+    **_no_setinfo(),
 }
+_TCP_KW: Final[dict[str, Any]] = {"socket_keepalive": True}  # spots dead peers; TCP only
 
 
 def redis_url(broker_url: str) -> str:
@@ -26,8 +35,9 @@ def redis_url(broker_url: str) -> str:
 
 
 def connect(broker_url: str, *, socket_timeout: float | None = 10.0) -> redis.Redis:
-    return redis.Redis.from_url(redis_url(broker_url), socket_timeout=socket_timeout,
-                                **_CLIENT_KW)
+    url = redis_url(broker_url)
+    extra = {} if url.startswith("unix://") else _TCP_KW
+    return redis.Redis.from_url(url, socket_timeout=socket_timeout, **_CLIENT_KW, **extra)
 
 
 def db_of(client: redis.Redis) -> int:

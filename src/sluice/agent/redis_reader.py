@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from typing import Final
@@ -13,12 +14,14 @@ from .backoff import Backoff
 from .forward import Forwarder
 from .health import Health
 from .redis_conn import connect, db_of, describe
+from .resp import FrameReader, ServerError
 
 log = logging.getLogger("sluice.agent")
 
 # A silent connection is pinged after this long, and declared dead if still silent later.
 IDLE_PING_S: Final = 10.0
 DEAD_AFTER_S: Final = 30.0
+PING: Final = b"*1\r\n$4\r\nPING\r\n"
 
 
 def event_patterns(db: int, exchange: str = "celeryev") -> list[str]:
@@ -46,8 +49,10 @@ class RedisEventReader:
         while not self.stop.is_set():
             try:
                 self._session(where)
-            except (redis.RedisError, OSError) as exc:
+            except Exception as exc:  # never exit: any failure is a reason to reconnect
                 self.connected.clear()
+                if not isinstance(exc, redis.RedisError | OSError | ServerError):
+                    log.exception("redis events %s: unexpected error", where)
                 delay = self.backoff.next_delay()
                 self.health.count_reconnect()
                 log.warning("redis events %s: %s: %s; reconnect attempt %d in %.1fs", where,
@@ -56,52 +61,52 @@ class RedisEventReader:
         self.connected.clear()
 
     def _session(self, where: str) -> None:
-        client = connect(self.broker_url, socket_timeout=None)
-        pubsub = client.pubsub()
+        client = connect(self.broker_url)
+        # redis-py opens the connection (TLS, AUTH, SELECT); then the socket is read raw.
+        conn = client.connection_pool.get_connection()
         try:
+            sock = conn._sock  # redis-py has no public accessor
+            if sock is None:
+                raise redis.ConnectionError("no socket after connect")
             patterns = event_patterns(db_of(client))
-            pubsub.psubscribe(*patterns)
-            self._wait_subscribed(pubsub, len(patterns))
-            self.backoff.reset()
-            self.connected.set()
-            log.info("redis events %s: subscribed to %s", where, " ".join(patterns))
-            self._pump(pubsub)
+            sock.sendall(b"".join(conn.pack_command("PSUBSCRIBE", *patterns)))
+            sock.settimeout(1.0)  # wake every second to check `stop` and liveness
+            self._pump(FrameReader(sock), sock, len(patterns), where, patterns)
         finally:
             self.connected.clear()
-            pubsub.close()
+            conn.disconnect()  # type: ignore[no-untyped-call]
             client.close()
 
-    def _wait_subscribed(self, pubsub: redis.client.PubSub, count: int) -> None:
-        deadline = time.monotonic() + 10.0
-        while count:
-            if time.monotonic() > deadline:
-                raise redis.TimeoutError("no psubscribe confirmation")
-            message = pubsub.get_message(timeout=1.0)
-            if message is None:
-                continue
-            if message["type"] == "psubscribe":
-                count -= 1
-            elif message["type"] == "pmessage":
-                self.forward.envelope(message["data"])
-
-    def _pump(self, pubsub: redis.client.PubSub) -> None:
-        envelope, stop = self.forward.envelope, self.stop
-        parse = pubsub.parse_response
+    def _pump(self, reader: FrameReader, sock: socket.socket, expected: int, where: str,
+              patterns: list[str]) -> None:
+        envelope, flush, stop = self.forward.envelope, self.forward.flush, self.stop
         last_heard = time.monotonic()
         pinged = False
         while not stop.is_set():
-            # parse_response, not get_message: skips building a dict per message (hot path).
-            response = parse(block=False, timeout=1.0)
-            if response is None:
+            try:
+                frames = reader.read()
+            except TimeoutError:
                 silent = time.monotonic() - last_heard
                 if silent > DEAD_AFTER_S:
-                    raise redis.ConnectionError(f"no reply from the broker for {silent:.0f}s")
-                if silent > IDLE_PING_S and not pinged:
-                    pubsub.ping()
+                    raise redis.ConnectionError(
+                        f"no reply from the broker for {silent:.0f}s") from None
+                if silent > IDLE_PING_S and not pinged and self.connected.is_set():
+                    sock.sendall(PING)
                     pinged = True
                 continue
             last_heard = time.monotonic()
             pinged = False
-            # [b"pmessage", pattern, channel, data]; pongs and confirmations are skipped.
-            if len(response) == 4 and response[0] == b"pmessage":
-                envelope(response[3])
+            for frame in frames:
+                # [b"pmessage", pattern, channel, data]; pongs are only signs of life.
+                if len(frame) == 4 and frame[0] == b"pmessage":
+                    data = frame[3]
+                    if isinstance(data, bytes):
+                        envelope(data)
+                elif frame and frame[0] == b"psubscribe":
+                    expected -= 1
+                    if expected == 0:
+                        self.backoff.reset()
+                        self.connected.set()
+                        log.info("redis events %s: subscribed to %s", where,
+                                 " ".join(patterns))
+            flush()  # the socket is drained for now: hand over what was read

@@ -82,4 +82,4 @@ def backoff_delay(attempt: int, cap: float, base: float = 0.5) -> float:
     """Exponential backoff with jitter: half fixed, half random, so retries from many
     workers spread out but never collapse to zero."""
     ceiling = min(cap, base * (2 ** min(attempt, 30)))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
+    return float(ceiling / 2 + random.uniform(0, ceiling / 2))

@@ -1,0 +1,158 @@
+"""The agent's run loop: pick the broker readers, run them on threads, report health."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from types import FrameType
+from typing import Final
+
+from .backoff import Backoff
+from .forward import Forwarder, ParallelForwarder
+from .health import Health, serve_metrics
+from .queues import RedisQueueSampler
+from .rabbitmq_reader import KnownQueues, RabbitEventReader, RabbitQueueSampler
+from .redis_conn import describe
+from .redis_reader import RedisEventReader
+from .sink import Sink
+
+log = logging.getLogger("sluice.agent")
+
+REDIS_SCHEMES: Final = frozenset({"redis", "rediss", "redis+socket", "unix", "socket"})
+AMQP_SCHEMES: Final = frozenset({"amqp", "amqps", "pyamqp"})
+
+
+def broker_kind(broker_url: str) -> str:
+    scheme = broker_url.split("://", 1)[0].lower()
+    if scheme in REDIS_SCHEMES:
+        return "redis"
+    if scheme in AMQP_SCHEMES:
+        return "amqp"
+    raise ValueError(f"unsupported broker {scheme!r}: use redis://, rediss:// or amqp://")
+
+
+class Agent:
+    """The collecting half of the agent, sending to any sink (the Transport in production)."""
+
+    def __init__(self, broker_url: str, sink: Sink, connection_id: str | None, *,
+                 queue_interval: float = 5.0, stop: threading.Event | None = None,
+                 queues: Sequence[str] = (), max_backoff: float = 30.0,
+                 workers: int | None = None) -> None:
+        self.kind = broker_kind(broker_url)
+        self.stop = stop or threading.Event()
+        self.health = Health(sink.stats)
+        if workers is None:
+            workers = default_workers()
+        # Worker processes only pay off on Redis, where the reader is fast enough to feed
+        # them; the AMQP reader (kombu) is slower than one normalizing thread.
+        self.forward = ParallelForwarder(sink, self.health, connection_id, workers) \
+            if workers > 0 and self.kind == "redis" else Forwarder(sink, self.health,
+                                                                   connection_id)
+        forward = self.forward
+        self.reader: RedisEventReader | RabbitEventReader
+        self.sampler: RedisQueueSampler | RabbitQueueSampler
+        if self.kind == "redis":
+            self.reader = RedisEventReader(
+                broker_url, forward, self.health, self.stop, Backoff(maximum=max_backoff))
+            self.sampler = RedisQueueSampler(
+                broker_url, sink, self.health, self.stop, connection_id, queue_interval,
+                Backoff(maximum=max_backoff))
+        else:
+            known = KnownQueues(queues)
+            self.reader = RabbitEventReader(broker_url, forward, self.health, self.stop,
+                                            known, Backoff(maximum=max_backoff))
+            self.sampler = RabbitQueueSampler(broker_url, sink, self.health, self.stop,
+                                              connection_id, known, queue_interval,
+                                              Backoff(maximum=max_backoff))
+        self.threads = [
+            threading.Thread(target=self.reader.run, name="sluice-agent-events", daemon=True),
+            threading.Thread(target=self.sampler.run, name="sluice-agent-queues", daemon=True),
+        ]
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self.reader.connected.wait(timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout)
+        self.forward.close()
+
+
+def default_workers() -> int:
+    """Normalizing processes: one per spare core (the main process reads and sends), at
+    most 4; none on a single core."""
+    cores = os.cpu_count() or 1
+    return max(0, min(4, cores - 1))
+
+
+def run_agent(
+    broker_url: str,
+    endpoint: str,
+    api_key: str,
+    connection_id: str,
+    *,
+    metrics_port: int | None = None,
+    queue_interval: float = 5.0,
+    stop_event: threading.Event | None = None,
+    log_interval: float = 60.0,
+    metrics_host: str = "0.0.0.0",
+    queues: Sequence[str] = (),
+    workers: int | None = None,
+) -> None:
+    """Collect from `broker_url` and send to the Sluice API at `endpoint` until `stop_event`
+    is set (or SIGTERM/SIGINT when called without one from the main thread). Broker and
+    API outages are waited out, never fatal; only an unsupported broker URL raises."""
+    from sluice.transport import Transport
+
+    broker_kind(broker_url)  # fail fast on a URL we cannot read, before any thread starts
+    stop = stop_event or threading.Event()
+    restore = _install_signal_handlers(stop) if stop_event is None else None
+    transport = Transport(endpoint, api_key, connection_id)
+    transport.start()
+    agent = Agent(broker_url, transport, connection_id, queue_interval=queue_interval,
+                  stop=stop, queues=queues, workers=workers)
+    server = serve_metrics(agent.health, metrics_port, metrics_host) \
+        if metrics_port is not None else None
+    log.info("sluice agent: %s broker %s -> %s (connection %s)%s", agent.kind,
+             describe(broker_url), endpoint, connection_id,
+             f", metrics on :{server.server_address[1]}" if server else "")
+    agent.start()
+    try:
+        while not stop.wait(log_interval):
+            agent.health.log_line()
+    except KeyboardInterrupt:
+        stop.set()
+    finally:
+        agent.close()
+        transport.close(5.0)
+        agent.health.log_line()
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if restore is not None:
+            restore()
+        log.info("sluice agent stopped")
+
+
+def _install_signal_handlers(stop: threading.Event) -> Callable[[], None] | None:
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore

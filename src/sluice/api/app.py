@@ -1,0 +1,153 @@
+"""The Litestar application: `create_app()`; `sluice serve` runs it under uvicorn.
+
+Route handlers come from `sluice.api.ingest`, `sluice.api.health`, `sluice.api.reads`
+(`ROUTE_HANDLERS: list`, plus optional `LIFESPAN: list` of `(app) -> async context manager`
+for background listeners such as the SSE LISTEN loop) and `extra_route_handlers`.
+Controllers reach the pool as `app.state.pool` (see deps.py) and authenticate with
+`sluice.api.auth.requires(scope)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import importlib.util
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.types import ControllerRouterHandler
+from psycopg_pool import ConnectionPool
+
+from sluice.store import db as store_db
+from sluice.store import partitions
+from sluice.store.migrations import migrate
+
+from . import dashboard, health, ingest
+from .deps import PROVIDE_POOL, in_thread
+from .errors import EXCEPTION_HANDLERS
+from .logs import access_log_middleware
+from .maintenance import maintenance_loop
+
+log = logging.getLogger("sluice.api")
+POOL_MAX_SIZE = 10
+# A request waits at most this long for a connection before answering 503.
+POOL_TIMEOUT_S = 5.0
+MAINTENANCE_INTERVAL_S = 3600.0
+READS_MODULE = "sluice.api.reads"
+
+Lifespan = Callable[[Litestar], AbstractAsyncContextManager[Any]]
+
+
+def open_server_pool(url: str, max_size: int = POOL_MAX_SIZE) -> ConnectionPool:
+    """A pool that checks each connection on checkout, so one that died with a PostgreSQL
+    restart is replaced rather than handed to a request (recovery without client errors)."""
+    pool = ConnectionPool(
+        url,
+        min_size=2,
+        max_size=max_size,
+        name="sluice-api",
+        open=False,
+        timeout=POOL_TIMEOUT_S,
+        check=ConnectionPool.check_connection,
+        kwargs={"autocommit": True},
+    )
+    pool.open(wait=True, timeout=30)
+    return pool
+
+
+def _prepare(pool: ConnectionPool) -> None:
+    with pool.connection() as conn:
+        applied = migrate(conn)
+        if applied:
+            log.info("applied migrations %s", ", ".join(applied))
+        partitions.ensure_window(conn)
+
+
+def _reads_module() -> tuple[list[ControllerRouterHandler], list[Lifespan]]:
+    # The reads module lands in parallel with this one: import it when it is there.
+    if importlib.util.find_spec(READS_MODULE) is None:
+        return [], []
+    module = importlib.import_module(READS_MODULE)
+    return list(module.ROUTE_HANDLERS), list(getattr(module, "LIFESPAN", []))
+
+
+def create_app(
+    pool: ConnectionPool | None = None,
+    *,
+    database_url: str | None = None,
+    extra_route_handlers: Sequence[ControllerRouterHandler] = (),
+    maintenance_interval_s: float | None = MAINTENANCE_INTERVAL_S,
+    maintenance_first_delay_s: float = 30.0,
+    pool_max_size: int = POOL_MAX_SIZE,
+    include_reads: bool = True,
+    debug: bool = False,
+) -> Litestar:
+    """The Sluice API app.
+
+    pool: an open pool to use (not closed at shutdown); else one is opened at start-up on
+    `database_url` (default: SLUICE_DATABASE_URL or the embedded PostgreSQL) and closed at
+    shutdown. Start-up applies migrations and creates the log's partitions.
+    maintenance_interval_s: period of the partition/retention job; None disables it.
+    include_reads: mount `sluice.api.reads` (tests of ingest alone pass False).
+    """
+    url = database_url
+    reads_handlers, reads_lifespans = _reads_module() if include_reads else ([], [])
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        own = pool is None
+        the_pool = pool if pool is not None else await in_thread(
+            open_server_pool, url or _default_url(), pool_max_size)
+        try:
+            await in_thread(_prepare, the_pool)
+            app.state.pool = the_pool
+            task = None
+            if maintenance_interval_s is not None:
+                task = asyncio.create_task(maintenance_loop(
+                    the_pool, maintenance_interval_s, maintenance_first_delay_s))
+            try:
+                async with contextlib.AsyncExitStack() as stack:
+                    for extra in reads_lifespans:
+                        await stack.enter_async_context(extra(app))
+                    yield
+            finally:
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+        finally:
+            if own:
+                # uvicorn runs this after in-flight requests finished (graceful shutdown).
+                await in_thread(the_pool.close)
+
+    return Litestar(
+        route_handlers=[*ingest.ROUTE_HANDLERS, *health.ROUTE_HANDLERS, *reads_handlers,
+                        *dashboard.ROUTE_HANDLERS, *extra_route_handlers],
+        lifespan=[lifespan],
+        dependencies={"pool": PROVIDE_POOL},
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[access_log_middleware],
+        openapi_config=OpenAPIConfig(title="Sluice", version=_version(), path="/schema"),
+        # Logging is the process's business (`sluice serve` sets JSON lines); Litestar's
+        # default queue-based config would reformat it and drop lines at exit.
+        logging_config=None,
+        debug=debug,
+    )
+
+
+def _default_url() -> str:
+    return store_db.database_url()
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("sluice")
+    except Exception:
+        return "0"

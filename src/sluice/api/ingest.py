@@ -1,0 +1,106 @@
+"""POST /api/ingest: a batch of unified events from the SDK or the agent."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, post
+from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Example
+from psycopg_pool import ConnectionPool
+
+from sluice.domain.events import Event, Rejection
+from sluice.store import quotas
+
+from .auth import Principal, requires
+from .body import MAX_WIRE_BYTES, body_format, decode_batch, is_gzip, read_body
+from .deps import get_pool, in_thread
+from .errors import ApiError, ErrorBody
+from .logs import note
+
+
+class RejectedOut(msgspec.Struct, omit_defaults=True):
+    index: int
+    reason: str
+    field: str | None = None
+
+
+class IngestAnswer(msgspec.Struct):
+    accepted: int
+    duplicates: int
+    rejected: list[RejectedOut]
+
+
+def _store(pool: ConnectionPool, connection_id: str, items: list[Event | Rejection]) -> (
+    quotas.QuotaAppend
+):
+    with pool.connection() as conn:
+        return quotas.append_within_quota(conn, connection_id, items, quotas.utc_day())
+
+
+def _process(pool: ConnectionPool, body: bytes, fmt: str, connection_id: str) -> (
+    quotas.QuotaAppend
+):
+    # Decoding and validation are CPU work: done in the worker thread, off the event loop.
+    items = decode_batch(body, fmt, connection_id, time.time())
+    return _store(pool, connection_id, items)
+
+
+_ERRORS = {
+    400: "unparsable body (JSON, MessagePack or gzip)",
+    401: "no or unknown API key",
+    403: "revoked key, or a key without the ingest scope",
+    413: "more than 5,000 events or 5 MiB decompressed",
+    415: "Content-Type not JSON/MessagePack, or Content-Encoding not gzip/identity",
+    422: "not {\"events\": [...]}; `field` names what is wrong",
+    429: "the connection's daily quota is used up; Retry-After = seconds to UTC midnight",
+    503: "the database is unavailable; Retry-After",
+}
+
+
+@post(
+    "/api/ingest",
+    status_code=202,
+    dependencies={"principal": requires("ingest")},
+    request_max_body_size=MAX_WIRE_BYTES,
+    summary="Ingest a batch of events",
+    description=(
+        "Body `{\"events\": [event, ...]}` as application/json (optionally "
+        "`Content-Encoding: gzip`) or application/msgpack; at most 5,000 events and 5 MiB "
+        "decompressed. Each event is stored once (dedup key). Invalid events, events naming "
+        "another connection, and events past the daily quota are listed in `rejected` by "
+        "index; the rest of the batch is stored."
+    ),
+    responses={
+        code: ResponseSpec(ErrorBody, description=text,
+                           examples=[Example(value={"error": "...", "detail": text})])
+        for code, text in _ERRORS.items()
+    },
+    tags=["ingest"],
+)
+async def ingest(
+    request: Request[Any, Any, Any], principal: NamedDependency[Principal]
+) -> Response[IngestAnswer]:
+    fmt = body_format(request.headers.get("content-type"))
+    gzip = is_gzip(request.headers.get("content-encoding"))
+    body = await read_body(request.stream(), gzip)
+    result = await in_thread(_process, get_pool(request), body, fmt, principal.connection_id)
+    note(request, accepted=result.accepted, duplicates=result.duplicates,
+         rejected=len(result.rejected))
+    if result.exhausted:
+        raise ApiError(
+            429, "quota_exceeded", "the connection's daily event quota is used up",
+            headers={"Retry-After": str(quotas.seconds_to_next_utc_day())},
+        )
+    answer = IngestAnswer(
+        accepted=result.accepted,
+        duplicates=result.duplicates,
+        rejected=[RejectedOut(r.index, r.reason, r.field) for r in result.rejected],
+    )
+    return Response(answer, status_code=202)
+
+
+ROUTE_HANDLERS = [ingest]

