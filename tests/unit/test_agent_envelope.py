@@ -16,14 +16,10 @@ from sluice.agent.forward import Forwarder
 from sluice.agent.health import Health
 from sluice.domain.celery import normalize
 from sluice.domain.events import Event
+from tests.conftest import FIXTURES
 
-FIXTURES = Path("/work/shared/fixtures")
-if not FIXTURES.exists():
-    FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 PUBSUB = FIXTURES / "celery-5.7-redis-pubsub.jsonl"
 EVENTS = FIXTURES / "celery-5.7-events.jsonl"
-
-pytestmark = pytest.mark.skipif(not PUBSUB.exists(), reason="Celery fixtures not found")
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:
@@ -31,6 +27,8 @@ def _lines(path: Path) -> list[dict[str, Any]]:
 
 
 class ListSink:
+    """A stand-in for the Transport in decoder unit tests (same two methods)."""
+
     def __init__(self) -> None:
         self.events: list[Event] = []
 

@@ -153,3 +153,23 @@ def test_hooks_never_raise() -> None:
     assert event["type"] == "task-started"
     bootstep.set_own_emitter(boom)
     bootstep._on_revoke(None, ["x"], False)  # nothing waiting: no emit, no raise
+
+
+def test_django_style_settings_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    """init() in a Django settings module: the Celery app exists, its configuration is not
+    loaded yet (it comes from those very settings), and the worker's celeryd_init may have
+    been sent already, so the bootstep goes on the current app at once."""
+    srv = CaptureServer().start()
+    a = Celery("proj", set_as_current=False)
+    a.config_from_object({"broker_url": "memory://"})  # stands for 'django.conf:settings'
+    real_find_spec = runtime.importlib.util.find_spec
+
+    def find_spec(name: str, *args: Any) -> Any:
+        return object() if name == "django" else real_find_spec(name, *args)
+
+    monkeypatch.setattr(runtime.importlib.util, "find_spec", find_spec)
+    sluice.init(app=a, api_key="k", connection_id=CONN, endpoint=srv.url)
+    assert not a.configured  # init did not force the settings to load
+    assert bootstep.SluiceStep in a.steps["consumer"]
+    assert a.conf.task_send_sent_event is True and a.conf.worker_send_task_events is True
+    srv.stop()

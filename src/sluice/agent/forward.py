@@ -114,8 +114,7 @@ class ParallelForwarder(Forwarder):
                  workers: int) -> None:
         super().__init__(sink, health, connection_id)
         self.workers = workers
-        # spawn, not fork: the agent has threads (and locks) a forked child would inherit.
-        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        self.pool = self._new_pool()
         self.batch: list[bytes] = []
         self.pool_failed = False
         self.inflight: queue.Queue[Future[tuple[bytes, int, Bad]] | None] = queue.Queue(
@@ -135,14 +134,27 @@ class ParallelForwarder(Forwarder):
         batch, self.batch = self.batch, []
         future: Future[tuple[bytes, int, Bad]]
         try:
-            future = self.pool.submit(_work, batch, self.connection_id)
-        except Exception as exc:  # no pool (broken, or cannot start): convert here
+            future = self._submit(batch)
+        except Exception as exc:  # cannot even restart the pool: convert here
             if not self.pool_failed:
                 log.warning("agent worker pool unavailable (%s); converting in-thread", exc)
                 self.pool_failed = True
             future = Future()
             future.set_result(_work(batch, self.connection_id))
         self.inflight.put(future)  # blocks when MAX_INFLIGHT batches are pending
+
+    def _submit(self, batch: list[bytes]) -> Future[tuple[bytes, int, Bad]]:
+        try:
+            return self.pool.submit(_work, batch, self.connection_id)
+        except Exception as exc:  # e.g. a worker was OOM-killed: the pool is broken
+            log.warning("agent worker pool failed (%s); restarting it", exc)
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = self._new_pool()
+            return self.pool.submit(_work, batch, self.connection_id)
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        # spawn, not fork: the agent has threads (and locks) a forked child would inherit.
+        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
 
     def _collect(self) -> None:
         while True:

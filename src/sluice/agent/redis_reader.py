@@ -14,7 +14,7 @@ from .backoff import Backoff
 from .forward import Forwarder
 from .health import Health
 from .redis_conn import connect, db_of, describe
-from .resp import FrameReader, ServerError
+from .resp import FrameReader, ParseError, ServerError
 
 log = logging.getLogger("sluice.agent")
 
@@ -51,7 +51,7 @@ class RedisEventReader:
                 self._session(where)
             except Exception as exc:  # never exit: any failure is a reason to reconnect
                 self.connected.clear()
-                if not isinstance(exc, redis.RedisError | OSError | ServerError):
+                if not isinstance(exc, redis.RedisError | OSError | ServerError | ParseError):
                     log.exception("redis events %s: unexpected error", where)
                 delay = self.backoff.next_delay()
                 self.health.count_reconnect()

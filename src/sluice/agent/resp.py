@@ -21,7 +21,7 @@ class ServerError(Exception):
     """An error reply, e.g. NOPERM when the ACL forbids the subscription."""
 
 
-class ProtocolError(Exception):
+class ParseError(Exception):
     pass
 
 
@@ -59,7 +59,7 @@ def parse_frames(data: bytes, frames: list[Frame]) -> int:
                     items.append(int(data[p + 1:e]))
                     p = e + 2
                 else:
-                    raise ProtocolError(f"unexpected RESP type {chr(t)!r} in an array")
+                    raise ParseError(f"unexpected RESP type {chr(t)!r} in an array")
             frames.append(items)
             pos = p
         elif kind == 45:  # '-' error
@@ -67,7 +67,7 @@ def parse_frames(data: bytes, frames: list[Frame]) -> int:
         elif kind == 43:  # '+' simple string: nothing we wait for
             pos = end + 2
         else:
-            raise ProtocolError(f"unexpected RESP type {chr(kind)!r}")
+            raise ParseError(f"unexpected RESP type {chr(kind)!r}")
     return pos
 
 

@@ -23,6 +23,8 @@ log = logging.getLogger("sluice.agent")
 
 REDIS_SCHEMES: Final = frozenset({"redis", "rediss", "redis+socket", "unix", "socket"})
 AMQP_SCHEMES: Final = frozenset({"amqp", "amqps", "pyamqp"})
+AGENT_MAX_BUFFER: Final = 100_000
+AGENT_BATCH_SIZE: Final = 1_000
 
 
 def broker_kind(broker_url: str) -> str:
@@ -109,13 +111,21 @@ def run_agent(
 ) -> None:
     """Collect from `broker_url` and send to the Sluice API at `endpoint` until `stop_event`
     is set (or SIGTERM/SIGINT when called without one from the main thread). Broker and
-    API outages are waited out, never fatal; only an unsupported broker URL raises."""
+    API outages are waited out, never fatal; only an unsupported broker URL raises.
+
+    `workers` normalizing processes (default: one per spare core, at most 4; 0 = none) are
+    started with multiprocessing's spawn: a script calling this must do so under
+    `if __name__ == "__main__":`, as with any multiprocessing code. `queues` names AMQP
+    queues to sample before any task-sent event names them."""
     from sluice.transport import Transport
 
     broker_kind(broker_url)  # fail fast on a URL we cannot read, before any thread starts
     stop = stop_event or threading.Event()
     restore = _install_signal_handlers(stop) if stop_event is None else None
-    transport = Transport(endpoint, api_key, connection_id)
+    # A larger buffer than the SDK's: the agent is a dedicated process, and at 20,000
+    # events/s the default 10,000 would overflow within a one-second API hiccup.
+    transport = Transport(endpoint, api_key, connection_id, max_buffer=AGENT_MAX_BUFFER,
+                          batch_size=AGENT_BATCH_SIZE)
     transport.start()
     agent = Agent(broker_url, transport, connection_id, queue_interval=queue_interval,
                   stop=stop, queues=queues, workers=workers)

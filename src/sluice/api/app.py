@@ -1,8 +1,8 @@
 """The Litestar application: `create_app()`; `sluice serve` runs it under uvicorn.
 
 Route handlers come from `sluice.api.ingest`, `sluice.api.health`, `sluice.api.reads`
-(`ROUTE_HANDLERS: list`, plus optional `LIFESPAN: list` of `(app) -> async context manager`
-for background listeners such as the SSE LISTEN loop) and `extra_route_handlers`.
+(`ROUTE_HANDLERS: list`, plus `LIFESPAN: list` of `(app) -> async context manager` for
+background listeners such as the SSE LISTEN loop) and `extra_route_handlers`.
 Controllers reach the pool as `app.state.pool` (see deps.py) and authenticate with
 `sluice.api.auth.requires(scope)`.
 """
@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
-import importlib.util
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, cast
 
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
@@ -27,7 +25,7 @@ from sluice.store import db as store_db
 from sluice.store import partitions
 from sluice.store.migrations import migrate
 
-from . import dashboard, health, ingest
+from . import dashboard, health, ingest, reads
 from .deps import PROVIDE_POOL, in_thread
 from .errors import EXCEPTION_HANDLERS
 from .logs import access_log_middleware
@@ -38,7 +36,6 @@ POOL_MAX_SIZE = 10
 # A request waits at most this long for a connection before answering 503.
 POOL_TIMEOUT_S = 5.0
 MAINTENANCE_INTERVAL_S = 3600.0
-READS_MODULE = "sluice.api.reads"
 
 Lifespan = Callable[[Litestar], AbstractAsyncContextManager[Any]]
 
@@ -68,14 +65,6 @@ def _prepare(pool: ConnectionPool) -> None:
         partitions.ensure_window(conn)
 
 
-def _reads_module() -> tuple[list[ControllerRouterHandler], list[Lifespan]]:
-    # The reads module lands in parallel with this one: import it when it is there.
-    if importlib.util.find_spec(READS_MODULE) is None:
-        return [], []
-    module = importlib.import_module(READS_MODULE)
-    return list(module.ROUTE_HANDLERS), list(getattr(module, "LIFESPAN", []))
-
-
 def create_app(
     pool: ConnectionPool | None = None,
     *,
@@ -96,7 +85,9 @@ def create_app(
     include_reads: mount `sluice.api.reads` (tests of ingest alone pass False).
     """
     url = database_url
-    reads_handlers, reads_lifespans = _reads_module() if include_reads else ([], [])
+    reads_handlers: list[ControllerRouterHandler] = (
+        list(reads.ROUTE_HANDLERS) if include_reads else [])
+    reads_lifespans: list[Lifespan] = list(reads.LIFESPAN) if include_reads else []
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -125,9 +116,10 @@ def create_app(
                 # uvicorn runs this after in-flight requests finished (graceful shutdown).
                 await in_thread(the_pool.close)
 
+    dashboard_handlers = cast("list[ControllerRouterHandler]", dashboard.ROUTE_HANDLERS)
     return Litestar(
         route_handlers=[*ingest.ROUTE_HANDLERS, *health.ROUTE_HANDLERS, *reads_handlers,
-                        *dashboard.ROUTE_HANDLERS, *extra_route_handlers],
+                        *dashboard_handlers, *extra_route_handlers],
         lifespan=[lifespan],
         dependencies={"pool": PROVIDE_POOL},
         exception_handlers=EXCEPTION_HANDLERS,

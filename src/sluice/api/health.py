@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, get
+from litestar.types import ControllerRouterHandler
 from psycopg_pool import ConnectionPool
 
 from .deps import get_pool, in_thread
@@ -33,4 +34,4 @@ async def readyz(request: Request[Any, Any, Any]) -> Health:
     return Health("ready")
 
 
-ROUTE_HANDLERS = [healthz, readyz]
+ROUTE_HANDLERS: list[ControllerRouterHandler] = [healthz, readyz]

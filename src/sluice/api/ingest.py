@@ -10,6 +10,7 @@ from litestar import Request, Response, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
+from litestar.types import ControllerRouterHandler
 from psycopg_pool import ConnectionPool
 
 from sluice.domain.events import Event, Rejection
@@ -103,4 +104,4 @@ async def ingest(
     return Response(answer, status_code=202)
 
 
-ROUTE_HANDLERS = [ingest]
+ROUTE_HANDLERS: list[ControllerRouterHandler] = [ingest]

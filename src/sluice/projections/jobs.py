@@ -8,12 +8,14 @@ in fold order) plus the batch's new ones. That makes the row a function of the e
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 import psycopg
+from psycopg.types.json import Jsonb
 
 from sluice.domain.events import Event
 from sluice.domain.fold import JobView, fold_ordered, order
@@ -64,28 +66,39 @@ _JOB_FIELDS = ("state", "name", "queue", "routing_key", "worker", "retries", "ar
                "result", "sent_at", "received_at", "started_at", "finished_at", "runtime",
                "exception", "traceback", "eta", "expires", "parent_id", "root_id", "group_id",
                "rejected")
-_staged: set[tuple[int, int]] = set()
+_TIMES = frozenset({"sent_at", "received_at", "started_at", "finished_at"})
+_JOB_TYPES = ["uuid", "text", "text", "text", "text", "text", "text", "int4", "text", "text",
+              "text", "timestamptz", "timestamptz", "timestamptz", "timestamptz", "float8",
+              "text", "text", "text", "text", "text", "text", "text", "bool", "timestamptz",
+              "timestamptz", "int4", "jsonb", "bytea"]
+_TRANSITION_TYPES = ["uuid", "text", "int4", "text", "timestamptz", "text", "text", "int4",
+                     "text"]
 
 
-def _ensure_stages(conn: psycopg.Connection) -> None:
-    key = (id(conn), conn.info.backend_pid)
-    if key not in _staged:
-        conn.execute(Q["create_stages"])
-        _staged.add(key)
-    else:
-        conn.execute(Q["clear_stages"])
+def _time(ts: float | None) -> dt.datetime | None:
+    return None if ts is None else dt.datetime.fromtimestamp(ts, dt.UTC)
 
 
-def _upsert_jobs(conn: psycopg.Connection, connection_id: str, folded: list[_Folded]) -> None:
-    with conn.cursor().copy(Q["copy_stage_jobs"]) as copy:
+def _raw_json(value: Any) -> str:
+    return str(value)
+
+
+def _write_jobs(conn: psycopg.Connection, connection_id: str, folded: list[_Folded]) -> None:
+    existing = [f.view.id for f in folded if f.old_keys]
+    if existing:
+        conn.execute(Q["delete_jobs"], {"connection_id": connection_id, "job_ids": existing})
+    cid = uuid.UUID(connection_id)
+    with conn.cursor().copy(Q["copy_jobs"]) as copy:
+        copy.set_types(_JOB_TYPES)  # binary: no text parsing, no escaping of the packed folds
         for f in folded:
             v = f.view
             copy.write_row((
-                v.id, *[getattr(v, name) for name in _JOB_FIELDS],
-                min(t.at for t in v.history), v.last_event_at, v.events,
-                _JSON.encode(_contributions(v)).decode(), _PACK.encode(f.ordered),
+                cid, v.id,
+                *[_time(getattr(v, n)) if n in _TIMES else getattr(v, n) for n in _JOB_FIELDS],
+                _time(min(t.at for t in v.history)), _time(v.last_event_at), v.events,
+                Jsonb(_JSON.encode(_contributions(v)).decode(), _raw_json),
+                _PACK.encode(f.ordered),
             ))
-    conn.execute(Q["upsert_jobs"], {"connection_id": connection_id})
 
 
 def _common_prefix(a: list[str], b: list[str]) -> int:
@@ -101,21 +114,22 @@ def _update_transitions(conn: psycopg.Connection, connection_id: str, folded: li
                         ) -> None:
     """Rewrite each job's history from the first entry that changed (usually: append only)."""
     stale: dict[str, list[Any]] = defaultdict(list)
-    added = 0
-    with conn.cursor().copy(Q["copy_stage_transitions"]) as copy:
-        for f in folded:
-            keep = _common_prefix(f.old_keys, [e.dedup_key for e in f.ordered])
-            if keep < len(f.old_keys):
-                stale["job_id"].append(f.view.id)
-                stale["from_seq"].append(keep)
-            for seq, t in enumerate(f.view.history[keep:], start=keep):
-                copy.write_row((f.view.id, seq, t.state, t.at, t.kind, t.hostname, t.attempt,
-                                t.dedup_key))
-                added += 1
+    rows = []
+    cid = uuid.UUID(connection_id)
+    for f in folded:
+        keep = _common_prefix(f.old_keys, [e.dedup_key for e in f.ordered])
+        if keep < len(f.old_keys):
+            stale["job_id"].append(f.view.id)
+            stale["from_seq"].append(keep)
+        rows.extend((cid, f.view.id, seq, t.state, _time(t.at), t.kind, t.hostname, t.attempt,
+                     t.dedup_key) for seq, t in enumerate(f.view.history[keep:], start=keep))
     if stale:
         conn.execute(Q["delete_transitions"], {"connection_id": connection_id, **stale})
-    if added:
-        conn.execute(Q["insert_transitions"], {"connection_id": connection_id})
+    if rows:
+        with conn.cursor().copy(Q["copy_transitions"]) as copy:
+            copy.set_types(_TRANSITION_TYPES)
+            for row in rows:
+                copy.write_row(row)
 
 
 def _apply_rollups(conn: psycopg.Connection, connection_id: str, folded: list[_Folded]) -> None:
@@ -161,7 +175,6 @@ def project_jobs(conn: psycopg.Connection, connection_id: str, events: Sequence[
     folded = _fold_all(conn, connection_id, new)
     if not folded:
         return
-    _ensure_stages(conn)
-    _upsert_jobs(conn, connection_id, folded)
+    _write_jobs(conn, connection_id, folded)
     _update_transitions(conn, connection_id, folded)
     _apply_rollups(conn, connection_id, folded)

@@ -16,67 +16,26 @@ JOIN LATERAL (
     LIMIT 1  -- keeps the planner from flattening this into a hash join over all jobs
 ) AS j ON true
 
--- name: create_stages
--- Per-session staging tables, filled by COPY (formatted in C) and folded in by one INSERT.
-CREATE TEMP TABLE IF NOT EXISTS stage_jobs (
-    job_id text, state text, name text, queue text, routing_key text, worker text,
-    retries int, args text, kwargs text, result text, sent_at float8, received_at float8,
-    started_at float8, finished_at float8, runtime float8, exception text, traceback text,
-    eta text, expires text, parent_id text, root_id text, group_id text, rejected bool,
-    first_seen_at float8, last_event_at float8, events int, outcomes text, fold bytea
-) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS stage_transitions (
-    job_id text, seq int, state text, at float8, kind text, hostname text, attempt int,
-    dedup_key text
-) ON COMMIT DELETE ROWS
+-- name: delete_jobs
+-- Rows about to be rewritten: delete + COPY costs less than INSERT .. ON CONFLICT UPDATE
+-- (the job locks make the pair atomic for other projectors; readers see the old rows).
+DELETE FROM jobs
+WHERE connection_id = %(connection_id)s AND job_id = ANY(%(job_ids)b::text[])
 
--- name: clear_stages
--- Several batches may be projected in one transaction (replay, quota-split appends).
-DELETE FROM stage_jobs;
-DELETE FROM stage_transitions
-
--- name: copy_stage_jobs
-COPY stage_jobs FROM STDIN
-
--- name: copy_stage_transitions
-COPY stage_transitions FROM STDIN
-
--- name: upsert_jobs
-INSERT INTO jobs AS j (connection_id, job_id, state, name, queue, routing_key, worker, retries,
-                  args, kwargs, result, sent_at, received_at, started_at, finished_at, runtime,
-                  exception, traceback, eta, expires, parent_id, root_id, group_id, rejected,
-                  first_seen_at, last_event_at, events, outcomes, fold)
-SELECT %(connection_id)s, u.job_id, u.state, u.name, u.queue, u.routing_key, u.worker, u.retries,
-       u.args, u.kwargs, u.result, to_timestamp(u.sent_at), to_timestamp(u.received_at),
-       to_timestamp(u.started_at), to_timestamp(u.finished_at), u.runtime, u.exception,
-       u.traceback, u.eta, u.expires, u.parent_id, u.root_id, u.group_id, u.rejected,
-       to_timestamp(u.first_seen_at), to_timestamp(u.last_event_at), u.events,
-       u.outcomes::jsonb, u.fold
-FROM stage_jobs AS u
-ON CONFLICT (connection_id, job_id) DO UPDATE SET
-    state = EXCLUDED.state, name = EXCLUDED.name, queue = EXCLUDED.queue,
-    routing_key = EXCLUDED.routing_key, worker = EXCLUDED.worker, retries = EXCLUDED.retries,
-    args = EXCLUDED.args, kwargs = EXCLUDED.kwargs, result = EXCLUDED.result,
-    sent_at = EXCLUDED.sent_at, received_at = EXCLUDED.received_at,
-    started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at,
-    runtime = EXCLUDED.runtime, exception = EXCLUDED.exception,
-    traceback = EXCLUDED.traceback, eta = EXCLUDED.eta, expires = EXCLUDED.expires,
-    parent_id = EXCLUDED.parent_id, root_id = EXCLUDED.root_id, group_id = EXCLUDED.group_id,
-    rejected = EXCLUDED.rejected, first_seen_at = EXCLUDED.first_seen_at,
-    last_event_at = EXCLUDED.last_event_at, events = EXCLUDED.events,
-    outcomes = EXCLUDED.outcomes, fold = EXCLUDED.fold
+-- name: copy_jobs
+COPY jobs (connection_id, job_id, state, name, queue, routing_key, worker, retries, args,
+           kwargs, result, sent_at, received_at, started_at, finished_at, runtime, exception,
+           traceback, eta, expires, parent_id, root_id, group_id, rejected, first_seen_at,
+           last_event_at, events, outcomes, fold) FROM STDIN (FORMAT BINARY)
 
 -- name: delete_transitions
 DELETE FROM job_transitions AS t
 USING unnest(%(job_id)b::text[], %(from_seq)b::int[]) AS u(job_id, from_seq)
 WHERE t.connection_id = %(connection_id)s AND t.job_id = u.job_id AND t.seq >= u.from_seq
 
--- name: insert_transitions
-INSERT INTO job_transitions (connection_id, job_id, seq, state, at, kind, hostname, attempt,
-                             dedup_key)
-SELECT %(connection_id)s, u.job_id, u.seq, u.state, to_timestamp(u.at), u.kind, u.hostname,
-       u.attempt, u.dedup_key
-FROM stage_transitions AS u
+-- name: copy_transitions
+COPY job_transitions (connection_id, job_id, seq, state, at, kind, hostname, attempt,
+                      dedup_key) FROM STDIN (FORMAT BINARY)
 
 -- name: upsert_rollups
 INSERT INTO rollups_minute AS r (connection_id, minute, name, queue, outcome, count,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import msgspec
 import psycopg
@@ -18,7 +19,8 @@ from sluice.store.sqlfiles import queries
 from .project import project_batch
 
 Q = queries(__file__, "replay.sql")
-LOCK = "LOCK TABLE events IN EXCLUSIVE MODE"  # no appends while the models are rebuilt
+LOG_QUERIES = queries(str(Path(__file__).parents[1] / "store" / "event_log.py"))
+LOG_LOCK = "lock_log"  # the appenders' lock: no appends while the models are rebuilt
 
 
 class ReplayStats(msgspec.Struct):
@@ -59,7 +61,7 @@ def replay(conn: psycopg.Connection, progress: Callable[[int, int], None] | None
     started = time.perf_counter()
     done = batches = 0
     with conn.transaction():
-        conn.execute(LOCK)
+        conn.execute(LOG_QUERIES[LOG_LOCK])
         total_row = conn.execute(Q["count_events"]).fetchone()
         total = int(total_row[0]) if total_row else 0
         conn.execute(Q["truncate_read_models"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -57,17 +58,13 @@ def _rows(events: Sequence[Event]) -> list[_Row]:
 
 
 def _not_stored(conn: psycopg.Connection, connection_id: str, rows: list[_Row]) -> list[_Row]:
-    found = {
-        key
-        for (key,) in conn.execute(
-            Q["existing_keys"],
-            {
-                "connection_id": connection_id,
-                "days": [r.ts.date() for r in rows],
-                "keys": [r.event.dedup_key for r in rows],
-            },
-        )
-    }
+    by_day: dict[dt.date, list[str]] = defaultdict(list)
+    for r in rows:
+        by_day[r.ts.date()].append(r.event.dedup_key)
+    found: set[str] = set()
+    for day, keys in by_day.items():
+        found.update(key for (key,) in conn.execute(
+            Q["existing_keys"], {"connection_id": connection_id, "day": day, "keys": keys}))
     return [r for r in rows if r.event.dedup_key not in found]
 
 

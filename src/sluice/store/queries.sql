@@ -1,8 +1,10 @@
 -- name: lock_log
 -- Appends are serialized, so a follower that has read position N never later finds a
--- committed event below N (the eventsourcing PostgreSQL recorders' discipline). Held only
--- for the insert itself: projection happens before it, under per-job locks.
-LOCK TABLE events IN EXCLUSIVE MODE
+-- committed event below N (the eventsourcing PostgreSQL recorders' discipline: one lock per
+-- append transaction). An advisory lock rather than LOCK TABLE: the log is partitioned and
+-- locking every partition costs each append more than the insert itself. Held only for the
+-- insert: projection happens before it, under per-job locks.
+SELECT pg_advisory_xact_lock(5847263917)
 
 -- name: next_batch
 SELECT nextval('event_batch')
@@ -11,13 +13,15 @@ SELECT nextval('event_batch')
 SELECT setval('event_position', nextval('event_position') + %(n)s - 1) - %(n)s + 1
 
 -- name: existing_keys
--- LATERAL: one unique-index probe per key, in the one partition of its day.
-SELECT e.dedup_key
-FROM unnest(%(days)b::date[], %(keys)b::text[]) AS u(day, dedup_key)
+-- One day per call (one partition, pruned at plan time); one unique-index probe per key.
+-- LATERAL + LIMIT 1 keeps the plan a nested loop of probes whatever the statistics say
+-- (with fresh or skewed statistics the planner otherwise scans the whole day).
+SELECT u.dedup_key
+FROM unnest(%(keys)b::text[]) AS u(dedup_key)
 CROSS JOIN LATERAL (
-    SELECT dedup_key FROM events
-    WHERE connection_id = %(connection_id)s AND day = u.day AND dedup_key = u.dedup_key
-    LIMIT 1  -- keeps the planner from flattening this into a hash join over the log
+    SELECT 1 FROM events
+    WHERE connection_id = %(connection_id)s AND day = %(day)s AND dedup_key = u.dedup_key
+    LIMIT 1
 ) AS e
 
 -- name: copy_events

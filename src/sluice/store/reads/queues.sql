@@ -2,12 +2,23 @@
 -- Queues known from broker samples (agent) or from the finishes of the last 24 h (SDK only):
 -- latest depth/consumers, throughput over the last complete minutes, and the wait
 -- (sent -> started) of its latest started jobs of the last hour.
-WITH names AS (
+-- The distinct queues of the rollups come from a loose index scan (one probe of
+-- rollups_queue_idx per queue) rather than from reading a day of rollup rows.
+WITH RECURSIVE rolled(name) AS (
+    SELECT min(queue) FROM rollups_minute WHERE connection_id = %(connection_id)s
+    UNION ALL
+    SELECT (SELECT min(r.queue) FROM rollups_minute r
+            WHERE r.connection_id = %(connection_id)s AND r.queue > rolled.name)
+    FROM rolled WHERE rolled.name IS NOT NULL
+),
+names AS (
     SELECT name FROM queues WHERE connection_id = %(connection_id)s
     UNION
-    SELECT DISTINCT queue FROM rollups_minute
-    WHERE connection_id = %(connection_id)s AND queue <> ''
-      AND minute >= now() - interval '24 hours'
+    SELECT rolled.name FROM rolled
+    WHERE rolled.name <> ''
+      AND EXISTS (SELECT 1 FROM rollups_minute r
+                  WHERE r.connection_id = %(connection_id)s AND r.queue = rolled.name
+                    AND r.minute >= now() - interval '24 hours')
 )
 SELECT n.name, q.depth, q.consumers, q.sampled_at,
        (SELECT coalesce(sum(r.count), 0)

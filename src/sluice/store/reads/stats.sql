@@ -1,13 +1,20 @@
--- name: finished_by_name
--- One pass over the last day's minute rollups (index-only via rollups_cover_idx): finished
--- attempts per task name and outcome, for the last hour and the last day. Python sums them
--- into the per-outcome counts and picks the top failing names.
-SELECT name, outcome,
-       coalesce(sum(count) FILTER (WHERE minute >= now() - interval '1 hour'), 0),
-       sum(count)
+-- name: db_now
+SELECT now()
+
+-- name: finished_between
+-- Finished attempts per task name and outcome in [start, end), from the minute rollups
+-- (index-only via rollups_time_idx).
+SELECT name, outcome, sum(count)
 FROM rollups_minute
-WHERE connection_id = %(connection_id)s AND minute >= now() - interval '24 hours'
+WHERE connection_id = %(connection_id)s AND minute >= %(start)s AND minute < %(end)s
 GROUP BY name, outcome
+
+-- name: finished_by_hour
+-- The same per whole hour, for the closed hours the overview caches.
+SELECT date_trunc('hour', minute), name, outcome, sum(count)
+FROM rollups_minute
+WHERE connection_id = %(connection_id)s AND minute >= %(start)s AND minute < %(end)s
+GROUP BY 1, name, outcome
 
 -- name: in_flight_counts
 -- Jobs first seen in the last hour / day that are still in an unfinished state.
