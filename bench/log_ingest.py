@@ -26,7 +26,7 @@ import traffic
 
 from sluice.domain.celery import normalize
 from sluice.domain.events import Event
-from sluice.store import event_log, partitions
+from sluice.store import connections, event_log, partitions
 from sluice.store.db import embedded_url
 from sluice.store.migrations import migrate
 
@@ -71,7 +71,7 @@ def sluice_rate(url: str, stream: list[dict]) -> float:
     with psycopg.connect(url, autocommit=True) as conn:
         migrate(conn)
         partitions.ensure_window(conn)
-        cid = event_log.create_connection(conn, "bench")
+        cid = connections.create_connection(conn, "bench")
     batches = [stream[i : i + BATCH] for i in range(0, len(stream), BATCH)]
     # Batch i goes to appender i % N, so the events of one job are appended concurrently.
     shares = [batches[k::APPENDERS] for k in range(APPENDERS)]

@@ -33,7 +33,7 @@ from psycopg import sql
 
 from sluice.domain.events import Event
 from sluice.domain.validate import with_dedup_key
-from sluice.store import event_log, partitions
+from sluice.store import connections, event_log, partitions
 from sluice.store.db import embedded_url
 from sluice.store.migrations import migrate
 from sluice.store.reads import jobs as reads
@@ -152,7 +152,7 @@ def main() -> None:
             migrate(conn)
             partitions.ensure_window(conn)
             row = conn.execute("SELECT id FROM connections WHERE name = 'bench'").fetchone()
-            cid = str(row[0]) if row else event_log.create_connection(conn, "bench")
+            cid = str(row[0]) if row else connections.create_connection(conn, "bench")
             have = conn.execute("SELECT count(*) FROM jobs WHERE connection_id = %s",
                                 (cid,)).fetchone()
             missing = JOBS - int(have[0] if have else 0)

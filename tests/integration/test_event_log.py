@@ -12,7 +12,7 @@ import psycopg
 
 from sluice.domain.events import Event
 from sluice.domain.validate import parse_event
-from sluice.store import event_log
+from sluice.store import connections, event_log
 from tests.helpers import normalized
 
 CAPTURE = {
@@ -40,7 +40,7 @@ def _jobs(db: psycopg.Connection, cid: str) -> dict[str, dict[str, Any]]:
 def test_projecting_the_fixture_gives_the_captured_outcome(
     db: psycopg.Connection, fixture_events_path: Path
 ) -> None:
-    cid = event_log.create_connection(db, "shop")
+    cid = connections.create_connection(db, "shop")
     result = event_log.append(db, cid, normalized(fixture_events_path, cid))
     assert (result.accepted, result.duplicates, result.rejected) == (71, 0, [])
     jobs = _jobs(db, cid)
@@ -84,7 +84,7 @@ def test_projecting_the_fixture_gives_the_captured_outcome(
 
 def test_a_resent_batch_is_all_duplicates(db: psycopg.Connection,
                                           fixture_events_path: Path) -> None:
-    cid = event_log.create_connection(db, "shop")
+    cid = connections.create_connection(db, "shop")
     events = normalized(fixture_events_path, cid)
     event_log.append(db, cid, events[:40])
     again = event_log.append(db, cid, events + events[:5])  # also duplicated within the batch
@@ -101,7 +101,7 @@ def _snapshot(db: psycopg.Connection) -> dict[str, list[tuple[Any, ...]]]:
 def test_bad_events_are_rejected_by_index_and_good_ones_kept(
     db: psycopg.Connection, fixture_events_path: Path
 ) -> None:
-    cid = event_log.create_connection(db, "shop")
+    cid = connections.create_connection(db, "shop")
     good = normalized(fixture_events_path, cid)
     event_log.append(db, cid, good[:10])
     before = _snapshot(db)
@@ -141,7 +141,7 @@ def test_a_follower_never_misses_an_event_with_concurrent_appenders(
     from sluice.domain.celery import normalize
 
     with psycopg.connect(fresh_db_url, autocommit=True) as conn:
-        cid = event_log.create_connection(conn, "race")
+        cid = connections.create_connection(conn, "race")
     streams = [traffic.stream(600, seed=s) for s in (1, 2)]
     total = sum(len(s) for s in streams)
     seen: list[int] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sluice.domain.events import Event
-from sluice.store import event_log
+from sluice.store import connections, event_log
 from tests.conftest import FIXTURES
 from tests.helpers import normalized
 
@@ -26,9 +27,9 @@ def _rows(db: psycopg.Connection, cid: str) -> list[tuple[Any, ...]]:
 
 
 def _load(db: psycopg.Connection, events: list[Event], cuts: list[int]) -> str:
-    cid = event_log.create_connection(db, "prop")
+    cid = connections.create_connection(db, "prop")
     bounds = [0, *sorted(cuts), len(events)]
-    for a, b in zip(bounds, bounds[1:], strict=False):
+    for a, b in itertools.pairwise(bounds):
         if a < b:
             event_log.append(db, cid, events[a:b])
     return cid

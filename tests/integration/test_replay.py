@@ -14,11 +14,11 @@ import psycopg
 from sluice.domain.celery import normalize
 from sluice.domain.events import Event
 from sluice.projections.replay import replay
-from sluice.store import event_log
+from sluice.store import connections, event_log
 from tests.helpers import normalized
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-import traffic  # noqa: E402
+import traffic
 
 READ_MODELS = ["jobs", "job_transitions", "workers", "queues", "queue_samples", "rollups_minute"]
 
@@ -31,7 +31,7 @@ def _load_mixed_traffic(db: psycopg.Connection, fixture: Path) -> None:
     """Fixture + synthetic traffic, shuffled within windows, resent in part, two connections."""
     rnd = random.Random(5)
     for name in ("a", "b"):
-        cid = event_log.create_connection(db, name)
+        cid = connections.create_connection(db, name)
         events = normalized(fixture, cid) + [
             e for e in (normalize(r, cid) for r in traffic.stream(300, seed=len(name)))
             if isinstance(e, Event)]
@@ -60,7 +60,7 @@ def test_replay_rebuilds_exactly_the_live_read_models(
 
 def test_sluice_replay_command(fresh_db_url: str, fixture_events_path: Path) -> None:
     with psycopg.connect(fresh_db_url, autocommit=True) as db:
-        cid = event_log.create_connection(db, "cli")
+        cid = connections.create_connection(db, "cli")
         event_log.append(db, cid, normalized(fixture_events_path, cid))
         live = _tables(db)
         db.execute("DELETE FROM jobs")  # a damaged read model

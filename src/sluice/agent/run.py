@@ -89,10 +89,11 @@ class Agent:
 
 
 def default_workers() -> int:
-    """Normalizing processes: one per spare core (the main process reads and sends), at
-    most 4; none on a single core."""
+    """Normalizing processes: one per core, at most 4 (they do the CPU work; the main
+    process mostly waits on sockets); none on a single core, where they would only add
+    copying."""
     cores = os.cpu_count() or 1
-    return max(0, min(4, cores - 1))
+    return 0 if cores < 2 else min(4, cores)
 
 
 def run_agent(
@@ -113,7 +114,7 @@ def run_agent(
     is set (or SIGTERM/SIGINT when called without one from the main thread). Broker and
     API outages are waited out, never fatal; only an unsupported broker URL raises.
 
-    `workers` normalizing processes (default: one per spare core, at most 4; 0 = none) are
+    `workers` normalizing processes (default: one per core, at most 4; 0 = none) are
     started with multiprocessing's spawn: a script calling this must do so under
     `if __name__ == "__main__":`, as with any multiprocessing code. `queues` names AMQP
     queues to sample before any task-sent event names them."""

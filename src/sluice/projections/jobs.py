@@ -45,7 +45,7 @@ def _fold_all(conn: psycopg.Connection, connection_id: str, new: dict[str, list[
               ) -> list[_Folded]:
     params = {"connection_id": connection_id, "job_ids": sorted(new)}
     old: dict[str, tuple[list[Contribution], list[Event]]] = {
-        job_id: ([tuple(c) for c in msgspec.json.decode(outcomes)],  # type: ignore[misc]
+        job_id: ([tuple(c) for c in msgspec.json.decode(outcomes)],
                  _UNPACK.decode(packed))
         for job_id, outcomes, packed in conn.execute(Q["job_folds"], params)
     }
@@ -114,7 +114,7 @@ def _update_transitions(conn: psycopg.Connection, connection_id: str, folded: li
                         ) -> None:
     """Rewrite each job's history from the first entry that changed (usually: append only)."""
     stale: dict[str, list[Any]] = defaultdict(list)
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     cid = uuid.UUID(connection_id)
     for f in folded:
         keep = _common_prefix(f.old_keys, [e.dedup_key for e in f.ordered])

@@ -68,7 +68,7 @@ def replay(conn: psycopg.Connection, progress: Callable[[int, int], None] | None
         connections = [row[0] for row in conn.execute(Q["connections"]).fetchall()]
         for connection in connections:
             # a server-side cursor streams the log while the same session writes the models
-            for connection_id, events, last in _batches(conn, connection):
+            for connection_id, events, _last in _batches(conn, connection):
                 project_batch(conn, connection_id, events)
                 done += len(events)
                 batches += 1

@@ -32,11 +32,11 @@ def embedded_url(directory: Path | None = None, *, delete_on_exit: bool = False)
         if server is None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # platformdirs' XDG_RUNTIME_DIR notice
-                import pgserver
+                import pgserver.postgres_server
 
                 pgdata.mkdir(parents=True, exist_ok=True)
                 log.info("starting embedded PostgreSQL in %s", pgdata)
-                server = pgserver.get_server(
+                server = pgserver.postgres_server.get_server(
                     pgdata, cleanup_mode="delete" if delete_on_exit else "stop")
             _embedded[pgdata] = server
         return str(server.get_uri())

@@ -147,19 +147,3 @@ def read_from(
         {"after": after, "limit": limit, "connection_id": connection_id},
     ).fetchall()
     return [StoredEvent(pos, cid, EVENT_DECODER.decode(payload)) for pos, cid, payload in rows]
-
-
-def create_connection(
-    conn: psycopg.Connection,
-    name: str,
-    *,
-    connection_id: str | None = None,
-    daily_limit: int | None = None,
-    retention_hours: int = 168,
-) -> str:
-    cid = connection_id or str(uuid.uuid4())
-    conn.execute(
-        Q["create_connection"],
-        {"id": cid, "name": name, "daily_limit": daily_limit, "retention_hours": retention_hours},
-    )
-    return cid

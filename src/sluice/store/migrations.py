@@ -47,7 +47,7 @@ def migrate(conn: psycopg.Connection) -> list[str]:
             if done:
                 continue
             log.info("applying migration %s", version)
-            conn.execute(path.read_text(encoding="utf-8"))  # type: ignore[arg-type]
+            conn.execute(path.read_text(encoding="utf-8"))
             conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
             applied_now.append(version)
     return applied_now

@@ -37,7 +37,3 @@ FROM events
 WHERE connection_id = %(connection_id)s AND position > %(after)s
 ORDER BY position
 LIMIT %(limit)s
-
--- name: create_connection
-INSERT INTO connections (id, name, daily_limit, retention_hours)
-VALUES (%(id)s, %(name)s, %(daily_limit)s, %(retention_hours)s)

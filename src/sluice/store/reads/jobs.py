@@ -164,6 +164,10 @@ def _filters(f: JobFilter, *, with_state: bool) -> tuple[list[str], dict[str, An
     return names, params
 
 
+_TEXT_FILTERS = ("f_name", "f_q")
+TEXT_WINDOW = 10_000  # newest rows scanned for a substring match before using the index
+
+
 def list_jobs(
     conn: psycopg.Connection,
     connection_id: str,
@@ -176,23 +180,35 @@ def list_jobs(
     """Newest first by (first_seen_at, job_id); the cursor continues strictly after the last
     row, so rows inserted meanwhile (newer) never shift later pages: no duplicates, no gaps."""
     names, params = _filters(f, with_state=True)
-    params.update(connection_id=connection_id, limit=limit + 1)
+    params.update(connection_id=connection_id, limit=limit + 1, window=TEXT_WINDOW)
     if cursor is not None:
         names.append("f_cursor")
         params["cursor_at"], params["cursor_id"] = decode_cursor(cursor)
-    base = "list_jobs"
-    if len(set(f.states)) > 1:  # per-state ranges merged; the state filter is the unnest
-        base = "list_jobs_states"
-        names.remove("f_states")
-    statement = with_filters(Q[base], Q, names)
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(statement, params).fetchall()
+    rows: list[dict[str, Any]] = []
+    text = [n for n in names if n in _TEXT_FILTERS]
+    if text:
+        plain = [n for n in names if n not in _TEXT_FILTERS]
+        statement = with_filters(Q["list_jobs_recent_text"], Q, plain).replace(
+            "{text}", " ".join(Q[n] for n in text))
+        rows = _rows(conn, statement, params)
+    if len(rows) <= limit:
+        base = "list_jobs"
+        if len(set(f.states)) > 1:  # per-state ranges merged; the state filter is the unnest
+            base = "list_jobs_states"
+            names.remove("f_states")
+        rows = _rows(conn, with_filters(Q[base], Q, names), params)
     items: list[Job] = [_job(r) for r in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:
         last = rows[limit - 1]
         next_cursor = encode_cursor(last["first_seen_at"], last["job_id"])
     return JobPage(items, next_cursor, job_facets(conn, connection_id, f) if facets else None)
+
+
+def _rows(conn: psycopg.Connection, statement: str, params: dict[str, Any]
+          ) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(statement, params).fetchall()
 
 
 def job_facets(conn: psycopg.Connection, connection_id: str, f: JobFilter) -> dict[str, int]:

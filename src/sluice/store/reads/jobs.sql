@@ -28,6 +28,26 @@ CROSS JOIN LATERAL (
 ORDER BY j.first_seen_at DESC, j.job_id DESC
 LIMIT %(limit)s
 
+-- name: list_jobs_recent_text
+-- Substring filters, first try: the newest `window` jobs under the other filters (an
+-- ordered index range), filtered by the text. If that finds a full page it is exactly the
+-- newest page of matches (older jobs come after the window); if not, the caller runs
+-- list_jobs, where trigram indexes suit the rarer terms. Estimates for substring LIKEs are
+-- guesses, so leaving the choice to the planner often sorts thousands of matches.
+SELECT *
+FROM (
+    SELECT job_id, name, state, queue, worker, retries, sent_at, received_at, started_at,
+           finished_at, runtime, exception, first_seen_at, last_event_at, parent_id,
+           root_id, group_id
+    FROM jobs
+    WHERE connection_id = %(connection_id)s {filters}
+    ORDER BY first_seen_at DESC, job_id DESC
+    LIMIT %(window)s
+) AS recent
+WHERE true {text}
+ORDER BY first_seen_at DESC, job_id DESC
+LIMIT %(limit)s
+
 -- name: job_facets
 SELECT state, count(*)
 FROM jobs
