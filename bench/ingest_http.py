@@ -75,7 +75,7 @@ def _bodies(stream: list[dict[str, Any]], cid: str) -> list[tuple[int, bytes]]:
 def _start_server(url: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sluice.cli_server", "serve", "--port", str(port),
+        [sys.executable, "-m", "sluice.cli", "serve", "--port", str(port),
          "--workers", str(WORKERS)],
         env={**os.environ, "SLUICE_DATABASE_URL": url},
         stdout=log.open("wb"), stderr=subprocess.STDOUT,

@@ -7,7 +7,7 @@ import json
 import psycopg
 import pytest
 
-from sluice.cli_server import main as cli_main
+from sluice.cli import main as cli_main
 from sluice.store import keys
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from sluice.cli_server import main as cli_main
+from sluice.cli import main as cli_main
 from sluice.domain.events import Event
 from sluice.domain.validate import parse_event
 from sluice.store import connections, event_log, retention

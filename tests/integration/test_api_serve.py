@@ -70,7 +70,7 @@ class Server:
         self.log = log
         self._log_file = log.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sluice.cli_server", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "sluice.cli", "serve", "--port", str(self.port)],
             env={**os.environ, "SLUICE_DATABASE_URL": url},
             stdout=self._log_file, stderr=subprocess.STDOUT,
         )
@@ -112,6 +112,8 @@ def test_serve_end_to_end(own_pg: OwnPostgres, tmp_path: Path) -> None:
                                                    "rejected": []})
         sent += 300
         assert server.post(key_a, {"events": first}).json()["duplicates"] == 300
+        schema = httpx.get(server.base + "/schema/openapi.json", timeout=10)
+        assert schema.status_code == 200 and "/api/ingest" in schema.json()["paths"]
 
         statuses = {
             400: server.post(key_a, b"{oops"),

@@ -240,3 +240,29 @@ def test_connection_isolation_for_jobs(seeded: Any, fresh_db_url: str) -> None:
     assert _get(c, other)["items"] == []
     assert _get(c, other, facets="1")["facets"]["failed"] == 0
     assert c.get("/api/jobs/bbbb-2", headers=other).json()["state"] == "unknown"
+
+
+@pytest.mark.parametrize("window", [10_000, 3])  # found in the recent window / via the index
+def test_substring_pages_are_complete_in_order(fresh_db_url: str, window: int,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from sluice.store.reads import jobs as store
+
+    monkeypatch.setattr(store, "TEXT_WINDOW", window)
+    with client(fresh_db_url) as c:
+        _, h = tenant(fresh_db_url, "a")
+        events = []
+        for i in range(40):
+            name = "app.Needle.task" if i % 3 == 0 else "app.hay.task"
+            events += job(f"s-{i:03d}", NOW - 400 + i, name=name, outcome=None)
+        ingest(c, h, events)
+        expected = [f"s-{i:03d}" for i in reversed(range(40)) if i % 3 == 0]
+        for params in ({"name": "needle"}, {"q": "NEEDLE"}):
+            seen: list[str] = []
+            cursor = None
+            while True:
+                page = _get(c, h, limit=4, **params, **({"cursor": cursor} if cursor else {}))
+                seen += _ids(page)
+                cursor = page["next_cursor"]
+                if cursor is None:
+                    break
+            assert seen == expected, params

@@ -173,3 +173,34 @@ def test_django_style_settings_module(monkeypatch: pytest.MonkeyPatch) -> None:
     assert bootstep.SluiceStep in a.steps["consumer"]
     assert a.conf.task_send_sent_event is True and a.conf.worker_send_task_events is True
     srv.stop()
+
+
+def test_revoke_hook_finds_requests_waiting_on_the_timer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Celery < 5.5 keeps ETA requests only on the consumer's timer: found there too."""
+    from celery.worker import state as worker_state
+    from kombu.asynchronous.timer import Timer
+
+    class Req:
+        id, name, eta = "job-eta", "t.report", "2030-01-01T00:00:00+00:00"
+
+    class State:
+        hostname = "w1@h"
+        app = Celery("r", broker="memory://", set_as_current=False)
+        consumer = type("C", (), {"timer": Timer()})()
+
+    State.consumer.timer.call_at(9_999_999_999, lambda r: None, (Req(),))
+    monkeypatch.delattr(worker_state, "scheduled_requests", raising=False)
+    got: list[dict[str, Any]] = []
+    bootstep.set_own_emitter(got.append)
+    bootstep._on_revoke(State(), "job-eta", terminate=False)
+    bootstep._on_revoke(State(), ["job-eta"], terminate=True)  # Celery announces those
+    bootstep._on_revoke(State(), ["other"], terminate=False)
+    assert [(e["type"], e["uuid"], e["name"], e["hostname"]) for e in got] == [
+        ("task-revoked", "job-eta", "t.report", "w1@h")
+    ]
+    from sluice.domain.celery import normalize
+    from sluice.domain.events import Event
+
+    event = normalize(got[0], CONN)
+    assert isinstance(event, Event) and event.kind == "job.revoked"
+    assert event.extensions["sluice_origin"] == "sdk.revoke"

@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 from litestar import Request, Response, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import Example
+from litestar.openapi.spec import (
+    Example,
+    OpenAPIFormat,
+    OpenAPIMediaType,
+    OpenAPIType,
+    Operation,
+    RequestBody,
+    Schema,
+)
 from litestar.types import ControllerRouterHandler
 from psycopg_pool import ConnectionPool
 
-from sluice.domain.events import Event, Rejection
+from sluice.domain.events import KINDS, Event, Rejection
 from sluice.store import quotas
 
 from .auth import Principal, requires
-from .body import MAX_WIRE_BYTES, body_format, decode_batch, is_gzip, read_body
+from .body import MAX_EVENTS, MAX_WIRE_BYTES, body_format, decode_batch, is_gzip, read_body
 from .deps import get_pool, in_thread
 from .errors import ApiError, ErrorBody
 from .logs import note
@@ -48,6 +57,52 @@ def _process(pool: ConnectionPool, body: bytes, fmt: str, connection_id: str) ->
     # Decoding and validation are CPU work: done in the worker thread, off the event loop.
     items = decode_batch(body, fmt, connection_id, time.time())
     return _store(pool, connection_id, items)
+
+
+def _event_schema() -> Schema:
+    text, number = Schema(type=OpenAPIType.STRING), Schema(type=OpenAPIType.NUMBER)
+    return Schema(
+        type=OpenAPIType.OBJECT,
+        required=["kind", "timestamp"],
+        properties={
+            "kind": Schema(type=OpenAPIType.STRING, enum=sorted(KINDS)),
+            "timestamp": Schema(type=OpenAPIType.NUMBER,
+                                description="source time, seconds since the epoch (UTC)"),
+            "dedup_key": Schema(type=OpenAPIType.STRING,
+                                description="derived from the event's identity when empty"),
+            "connection_id": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.UUID,
+                                    description="if given, must be the key's connection"),
+            "framework": Schema(type=OpenAPIType.STRING, enum=["celery"]),
+            "job_id": text, "hostname": text, "queue": text, "name": text, "clock": number,
+            "extensions": Schema(type=OpenAPIType.OBJECT,
+                                 description="framework fields without a unified column"),
+        },
+        description="A unified event (see sluice.domain.events.Event for every field).",
+    )
+
+
+_BATCH_SCHEMA = Schema(
+    type=OpenAPIType.OBJECT,
+    required=["events"],
+    properties={"events": Schema(type=OpenAPIType.ARRAY, items=_event_schema(),
+                                 max_items=MAX_EVENTS)},
+)
+
+
+@dataclass
+class _IngestOperation(Operation):
+    """The body is read by hand (incremental gunzip, limits), so describe it here."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            required=True,
+            content={
+                "application/json": OpenAPIMediaType(schema=_BATCH_SCHEMA),
+                "application/msgpack": OpenAPIMediaType(schema=_BATCH_SCHEMA),
+            },
+            description="Also as `Content-Encoding: gzip`. At most 5,000 events and 5 MiB "
+                        "decompressed.",
+        )
 
 
 _ERRORS = {
@@ -81,6 +136,7 @@ _ERRORS = {
         for code, text in _ERRORS.items()
     },
     tags=["ingest"],
+    operation_class=_IngestOperation,
 )
 async def ingest(
     request: Request[Any, Any, Any], principal: NamedDependency[Principal]

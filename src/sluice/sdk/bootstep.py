@@ -104,11 +104,30 @@ def install_bootstep(app: Any) -> None:
 # -- revoke: a task revoked while it waits for its ETA sends no Celery event -------------
 
 
-def _waiting_ids(task_ids: set[str]) -> list[tuple[str, str | None]]:
+def _timer_requests(consumer: Any) -> list[Any]:
+    """Requests waiting on the consumer's timer for their ETA (Celery < 5.5 keeps them
+    nowhere else)."""
+    out = []
+    try:
+        for item in list(consumer.timer.queue):
+            entry = item[-1] if isinstance(item, tuple) else item
+            for arg in getattr(entry, "args", None) or ():
+                if hasattr(arg, "id") and hasattr(arg, "eta"):
+                    out.append(arg)
+    except Exception:
+        pass
+    return out
+
+
+def _waiting_ids(state: Any, task_ids: set[str]) -> list[tuple[str, str | None]]:
     from celery.worker import state as worker_state
 
     active = {r.id for r in list(worker_state.active_requests)}
-    waiting = list(worker_state.scheduled_requests) + list(worker_state.reserved_requests)
+    waiting = [
+        *list(getattr(worker_state, "scheduled_requests", ())),  # Celery 5.5+
+        *list(worker_state.reserved_requests),
+        *_timer_requests(getattr(state, "consumer", None)),
+    ]
     found: dict[str, str | None] = {}
     for request in waiting:
         rid = getattr(request, "id", None)
@@ -124,7 +143,7 @@ def _on_revoke(state: Any, task_id: Any, terminate: bool) -> None:
     ids = {task_id} if isinstance(task_id, str) else {str(t) for t in task_id or ()}
     hostname = getattr(state, "hostname", None)
     app = getattr(state, "app", None)
-    for rid, name in _waiting_ids(ids):
+    for rid, name in _waiting_ids(state, ids):
         clock = app.clock.forward() if app is not None else None
         emit({
             "type": "task-revoked",

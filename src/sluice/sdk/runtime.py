@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib.util
 import logging
 import socket
@@ -81,20 +82,23 @@ def _on_celeryd_init(sender: Any = None, instance: Any = None, **kwargs: Any) ->
 
 def _on_worker_shutdown(sender: Any = None, **kwargs: Any) -> None:
     rt = _runtime
-    if rt is not None:
-        rt.flush(rt.config.shutdown_timeout)
+    if rt is not None:  # after the consumer stopped: worker-offline is in the buffer
+        with contextlib.suppress(Exception):
+            rt.flush(rt.config.shutdown_timeout)
 
 
 def _on_process_shutdown(sender: Any = None, **kwargs: Any) -> None:
     rt = _runtime
     if rt is not None:  # a prefork child: what it published (retries, chains) must go out
-        rt.flush(min(2.0, rt.config.shutdown_timeout))
+        with contextlib.suppress(Exception):
+            rt.flush(min(2.0, rt.config.shutdown_timeout))
 
 
 def _at_exit() -> None:
     rt = _runtime
     if rt is not None:
-        rt.transport.close(min(2.0, rt.config.shutdown_timeout))
+        with contextlib.suppress(Exception):
+            rt.transport.close(min(2.0, rt.config.shutdown_timeout))
 
 
 def _install_producer(app: Any) -> None:

@@ -53,23 +53,22 @@ def _split_by_room(
 ) -> tuple[list[Event], int, list[int]]:
     """(events to append, duplicates left out, indexes past the quota). Duplicates never take
     room. Exact because every writer of this connection holds its usage row lock."""
-    days = sorted({dt.datetime.fromtimestamp(e.timestamp, dt.UTC).date() for _, e in pending})
-    stored = {
-        key for (key,) in conn.execute(
-            Q["stored_keys"],
-            {"connection_id": connection_id, "days": days,
-             "keys": [e.dedup_key for _, e in pending]},
-        )
-    }
+    keyed = [(dt.datetime.fromtimestamp(e.timestamp, dt.UTC).date(), e.dedup_key, i, e)
+             for i, e in pending]
+    stored: set[tuple[dt.date, str]] = set(conn.execute(
+        Q["stored_keys"],
+        {"connection_id": connection_id, "days": sorted({k[0] for k in keyed}),
+         "keys": [k[1] for k in keyed]},
+    ).fetchall())
     take: list[Event] = []
     over: list[int] = []
     duplicates = 0
-    for index, event in pending:
-        if event.dedup_key in stored:
+    for day, key, index, event in keyed:
+        if (day, key) in stored:
             duplicates += 1
         elif len(take) < room:
             take.append(event)
-            stored.add(event.dedup_key)  # a second copy later in the batch is a duplicate
+            stored.add((day, key))  # a second copy later in the batch is a duplicate
         else:
             over.append(index)
     return take, duplicates, over

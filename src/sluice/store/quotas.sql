@@ -15,6 +15,6 @@ SELECT coalesce((SELECT accepted FROM usage_daily
 
 -- name: stored_keys
 -- Which of these events are already in the log (the unique key is connection, day, dedup key).
-SELECT dedup_key FROM events
+SELECT day, dedup_key FROM events
 WHERE connection_id = %(connection_id)s AND day = ANY(%(days)s::date[])
   AND dedup_key = ANY(%(keys)s::text[])
