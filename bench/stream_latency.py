@@ -7,7 +7,8 @@ database, opens one SSE client on GET /api/events/stream and POSTs job events to
 /api/ingest at a steady SLUICE_BENCH_RATE events/s (default 2,000) in batches every 50 ms for
 SLUICE_BENCH_SECONDS (default 20). Latency per event = its receipt on the SSE stream minus
 the moment its batch's 202 came back (clamped at 0: the stream can beat the 202).
-Env: SLUICE_DATABASE_URL (else an embedded PostgreSQL under .sluice-bench/).
+Env: SLUICE_DATABASE_URL (else an embedded PostgreSQL in
+SLUICE_DATA_DIR/bench-pg, default .sluice/bench-pg).
 Last line: JSON {"p50_ms", "p99_ms"}.
 """
 
@@ -21,7 +22,6 @@ import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 import msgspec
@@ -31,7 +31,7 @@ from psycopg import sql
 from sluice.domain.events import Event
 from sluice.domain.validate import with_dedup_key
 from sluice.store import connections, keys
-from sluice.store.db import embedded_url
+from sluice.store.db import data_dir, embedded_url
 from sluice.store.migrations import migrate
 
 RATE = int(os.environ.get("SLUICE_BENCH_RATE", "2000"))
@@ -41,8 +41,7 @@ KINDS = ("job.sent", "job.received", "job.started", "job.succeeded")
 
 
 def _server_url() -> str:
-    return os.environ.get("SLUICE_DATABASE_URL") or embedded_url(
-        Path(".sluice-bench/pg").resolve())
+    return os.environ.get("SLUICE_DATABASE_URL") or embedded_url(data_dir() / "bench-pg")
 
 
 def _batch(n: int, seq: int) -> list[Event]:
@@ -101,7 +100,11 @@ def main() -> None:
     finally:
         if proc is not None:
             proc.terminate()
-            proc.wait(10)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         with psycopg.connect(server, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                 sql.Identifier(name)))
@@ -113,15 +116,19 @@ def run(base: str, headers: dict[str, str]) -> None:
     stop = threading.Event()
 
     def listen() -> None:
-        with httpx.Client(timeout=httpx.Timeout(30.0)) as http, \
-                http.stream("GET", base + "/api/events/stream", headers=headers) as r:
-            for line in r.iter_lines():
-                if line.startswith(": connected"):
-                    subscribed.set()
-                elif line.startswith("data: "):
-                    received[json.loads(line[6:])["dedup_key"]] = time.perf_counter()
-                if stop.is_set():
-                    return
+        try:
+            with httpx.Client(timeout=httpx.Timeout(30.0)) as http, \
+                    http.stream("GET", base + "/api/events/stream", headers=headers) as r:
+                for line in r.iter_lines():
+                    if line.startswith(": connected"):
+                        subscribed.set()
+                    elif line.startswith("data: "):
+                        received[json.loads(line[6:])["dedup_key"]] = time.perf_counter()
+                    if stop.is_set():
+                        return
+        except httpx.HTTPError:
+            if not stop.is_set():
+                raise
 
     reader = threading.Thread(target=listen, daemon=True)
     reader.start()
@@ -150,6 +157,12 @@ def run(base: str, headers: dict[str, str]) -> None:
     while len(received.keys() & acked.keys()) < len(acked) and time.monotonic() < deadline:
         time.sleep(0.05)
     stop.set()
+    # an open SSE stream holds uvicorn's graceful shutdown: make the stream send something
+    # (one more event) so the reader sees `stop` and disconnects
+    with httpx.Client(base_url=base, headers={**headers, "Content-Type": "application/json"},
+                      timeout=30.0) as http:
+        http.post("/api/ingest", content=msgspec.json.encode({"events": _batch(4, -1)}))
+    reader.join(10)
     lat = [max(0.0, received[k] - t) * 1000 for k, t in acked.items() if k in received]
     missing = len(acked) - len(lat)
     q = statistics.quantiles(lat, n=100, method="inclusive")

@@ -12,6 +12,7 @@ import os
 import time
 from typing import Any
 
+import kombu.pools
 from celery import Celery, Task
 from celery.exceptions import Reject
 
@@ -20,10 +21,13 @@ app = Celery("agent_celery_app")
 
 def configure(broker_url: str, prefix: str = "") -> None:
     """(Re)point the app: tests in one process use several brokers."""
+    kombu.pools.reset()  # kombu's global producer pools, keyed by broker URL
     if app._pool is not None:  # drop connections to the previous broker
         app._pool.force_close_all()
         app._pool = None
-    app.amqp._producer_pool = None
+    # The cached AMQP helper holds producers and a task-sent dispatcher whose celeryev
+    # exchange type depends on the broker (fanout on Redis, topic on AMQP): rebuild it.
+    app.__dict__.pop("amqp", None)
     app.conf.update(
         broker_url=broker_url,
         worker_send_task_events=True,

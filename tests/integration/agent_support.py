@@ -134,13 +134,13 @@ class CaptureAPI:
         self.server.server_close()
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.1) -> bool:
+def wait_until(predicate: Callable[[], object], timeout: float, step: float = 0.1) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return True
         time.sleep(step)
-    return predicate()
+    return bool(predicate())
 
 
 class Worker:
@@ -183,13 +183,15 @@ def events_of(api: CaptureAPI, **match: Any) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def agent_thread(broker_url: str, endpoint: str, **kw: Any) -> Iterator[threading.Event]:
+def agent_thread(broker_url: str, endpoint: str, api_key: str = "sk_test_agent",
+                 connection_id: str = "conn-agent-test", **kw: Any
+                 ) -> Iterator[threading.Event]:
     """`run_agent` on a thread, as `sluice agent` runs it; stopped on exit."""
     from sluice.agent import run_agent
 
     stop = threading.Event()
     thread = threading.Thread(
-        target=run_agent, args=(broker_url, endpoint, "sk_test_agent", "conn-agent-test"),
+        target=run_agent, args=(broker_url, endpoint, api_key, connection_id),
         kwargs={"stop_event": stop, **kw}, daemon=True)
     thread.start()
     try:

@@ -7,6 +7,7 @@ has none), unless SLUICE_TEST_RABBITMQ_URL is set: then it must run (CI)."""
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -86,6 +87,18 @@ def test_rabbitmq_events_and_queue_depths(rabbit_url: str, api: CaptureAPI) -> N
             assert wait_until(lambda: sampled(idle, 3, 0), 20)
             assert wait_until(lambda: sampled(f"{prefix}default", 0, 1), 20)
             assert wait_until(lambda: sampled(f"{prefix}emails", 0, 1), 20)
+
+            # SIGKILL: no worker-offline is ever sent; heartbeats just stop (the server
+            # then marks the worker lost). The agent must not invent anything.
+            assert wait_until(lambda: events_of(api, kind="worker.heartbeat", hostname=host),
+                              10)
+            worker.proc.kill()
+            worker.proc.wait(10)
+            time.sleep(1.0)
+            beats = len(events_of(api, kind="worker.heartbeat", hostname=host))
+            time.sleep(4.5)  # more than two heartbeat periods (freq 2 s)
+            assert len(events_of(api, kind="worker.heartbeat", hostname=host)) == beats
+            assert not events_of(api, kind="worker.offline", hostname=host)
     finally:
         with Connection(rabbit_url) as conn:
             channel = conn.channel()

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -179,7 +180,7 @@ def test_queue_depths_match_llen_and_new_queues_appear(redis_url: str, api: Capt
             for queue in (default, emails):
                 depth = _llen_total(admin, queue)
                 assert depth == (10 if queue == default else 2)
-                assert wait_until(lambda q=queue, d=depth: sampled(q, d), 15), queue
+                assert wait_until(partial(sampled, queue, depth), 15), queue
             tasks.add.apply_async((1, 2), queue=fresh)  # a queue born after the agent
             assert wait_until(lambda: sampled(fresh, 1), 15)
             tasks.add.delay(0, 0)

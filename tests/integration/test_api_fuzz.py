@@ -81,3 +81,26 @@ def test_random_json_and_near_valid_events(fuzz_client: tuple[Any, str], payload
         body = gzip.compress(body)
         headers["Content-Encoding"] = "gzip"
     _check(client.post("/api/ingest", content=body, headers=headers))
+
+
+msgpack_values = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats() | st.text(max_size=10) | st.binary(max_size=10)
+    | st.builds(msgspec.msgpack.Ext, st.integers(0, 127), st.binary(max_size=4)),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.text(max_size=5) | st.integers(-5, 5) | st.binary(max_size=3), inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@FUZZ
+@given(events=st.lists(st.fixed_dictionaries(
+    {"kind": st.sampled_from(KINDS), "timestamp": st.just(time.time())},
+    optional={"job_id": msgpack_values, "hostname": st.just("w@h"), "queue": st.just("q"),
+              "depth": msgpack_values, "extensions": msgpack_values,
+              "name": msgpack_values}), max_size=4))
+def test_msgpack_only_values(fuzz_client: tuple[Any, str], events: list[Any]) -> None:
+    client, key = fuzz_client
+    body = msgspec.msgpack.encode({"events": events})
+    headers = auth(key, **{"Content-Type": "application/msgpack"})
+    _check(client.post("/api/ingest", content=body, headers=headers))

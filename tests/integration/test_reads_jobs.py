@@ -96,7 +96,19 @@ def test_facets_count_states_under_the_other_filters(seeded: Any) -> None:
     assert page["facets"]["completed"] == 1
     assert page["facets"]["retrying"] == 1
     assert page["facets"]["unknown"] == 0
-    assert "facets" not in _get(c, h) or _get(c, h).get("facets") is None
+    assert page["facets_cap"] >= 1000
+    assert "facets" not in _get(c, h)
+
+
+def test_facet_counts_stop_at_the_cap(seeded: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sluice.store.reads import jobs as store
+
+    monkeypatch.setattr(store, "FACET_CAP", 1)
+    c, h = seeded
+    page = _get(c, h, queue="default", facets="true")
+    assert page["facets"]["failed"] == 1 and page["facets"]["completed"] == 1
+    assert page["facets_cap"] == 1
+    assert sum(_get(c, h, facets="true")["facets"].values()) == 5  # one job per state here
 
 
 BAD_CASES: list[tuple[dict[str, Any], str]] = [
@@ -242,12 +254,21 @@ def test_connection_isolation_for_jobs(seeded: Any, fresh_db_url: str) -> None:
     assert c.get("/api/jobs/bbbb-2", headers=other).json()["state"] == "unknown"
 
 
-@pytest.mark.parametrize("window", [10_000, 3])  # found in the recent window / via the index
-def test_substring_pages_are_complete_in_order(fresh_db_url: str, window: int,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("window", "scan", "trigram"),
+    [(10_000, 20_000, None),  # found in the recent window
+     (3, 20_000, None),  # via the trigram index (external) or one bounded scan (embedded)
+     (3, 5, False)],  # bounded scans of 5 rows: pages with fewer jobs, the cursor goes on
+)
+def test_substring_pages_are_complete_in_order(
+        fresh_db_url: str, window: int, scan: int, trigram: bool | None,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     from sluice.store.reads import jobs as store
 
     monkeypatch.setattr(store, "TEXT_WINDOW", window)
+    monkeypatch.setattr(store, "SCAN_WINDOW", scan)
+    if trigram is not None:
+        monkeypatch.setattr(store, "_has_trigram", lambda conn: trigram)
     with client(fresh_db_url) as c:
         _, h = tenant(fresh_db_url, "a")
         events = []

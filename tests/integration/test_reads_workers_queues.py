@@ -22,8 +22,8 @@ def test_worker_status_online_offline_lost(fresh_db_url: str) -> None:
     with client(fresh_db_url) as c:
         _, h = tenant(fresh_db_url, "a")
         ingest(c, h, [
-            _worker("fresh@h", now - 60, "worker.online"),
-            _worker("fresh@h", now - 1),
+            _worker("fresh@h", now - 60, "worker.online", freq=10.0),
+            _worker("fresh@h", now - 1, freq=10.0),  # expires 19 s from now: time for a slow CI
             # heartbeats stopped 10 s ago at freq 2 s: expired after 4 s (Celery's window)
             _worker("killed@h", now - 30, "worker.online"),
             _worker("killed@h", now - 10),
@@ -107,7 +107,7 @@ def test_queues_depth_throughput_wait_and_series(fresh_db_url: str) -> None:
         assert s["step_s"] == 60 and len(s["points"]) == 15
         assert sum(p["completed"] for p in s["points"]) == 10
         assert sum(p["failed"] for p in s["points"]) == 1
-        assert s["points"][-1]["depth"] == 3
+        assert 3 in [p["depth"] for p in s["points"][-2:]]  # the sample's minute may be past
         wide = c.get("/api/queues/emails/series", params={"window": "7d"}, headers=h).json()
         assert wide["step_s"] == 28 * 60 and len(wide["points"]) == 360
         bad = c.get("/api/queues/emails/series", params={"window": "forever"}, headers=h)

@@ -57,7 +57,7 @@ APP = textwrap.dedent(
 
         capture = os.environ.get("SLUICE_TEST_CAPTURE")
         sluice.init(
-            flush_interval=0.2,
+            flush_interval=float(os.environ.get("SLUICE_TEST_FLUSH_INTERVAL", "0.2")),
             timeout=float(os.environ.get("SLUICE_TEST_TIMEOUT", "5")),
             shutdown_timeout=float(os.environ.get("SLUICE_TEST_SHUTDOWN", "5")),
             capture_args=capture.split(",") if capture else False,
@@ -268,14 +268,15 @@ class BrokerTap:
 
 
 @contextlib.contextmanager
-def worker(app_dir: Path, env: dict[str, str], pool: str, name: str,
-           concurrency: int = 2) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+def worker(app_dir: Path, env: dict[str, str], pool: str, name: str, concurrency: int = 2,
+           extra: tuple[str, ...] = ()) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     log = app_dir / f"{name}-{pool}.log"
     args = [sys.executable, "-m", "celery", "-A", "sluiceapp", "worker", "-P", pool,
             "-Q", "default,emails", "-n", f"{name}@%h", "-l", "info", "--without-mingle",
             "--without-gossip"]
     if pool != "solo":
         args += ["-c", str(concurrency)]
+    args += extra
     with open(log, "wb") as out:
         proc = subprocess.Popen(args, cwd=app_dir, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -403,6 +404,22 @@ def test_fixture_scenario(pool: str, broker_url: str, app_dir: Path,
         assert isinstance(norm, Event)
         theirs.add(norm.dedup_key)
     assert ours == theirs
+
+
+def test_prefork_child_flushes_before_it_exits(broker_url: str, app_dir: Path,
+                                               api: CaptureServer) -> None:
+    """With --max-tasks-per-child 1 each retry is published by a child that exits right
+    after: worker_process_shutdown flushes what it captured."""
+    # no periodic sends: only the shutdown flushes can deliver anything
+    env = env_for(broker_url, app_dir, api.url, SLUICE_TEST_FLUSH_INTERVAL="60")
+    client = make_client(broker_url)
+    with worker(app_dir, env, "prefork", "w-recycle", concurrency=1,
+                extra=("--max-tasks-per-child", "1")):
+        job = client.send_task("sluiceapp.sync_inventory", ("SKU-7",))
+        assert job.get(timeout=30) == "SKU-7"
+    kinds = [e["kind"] for e in api.events() if e.get("job_id") == job.id]
+    assert kinds.count("job.sent") == 2  # from two children, each gone right after
+    assert kinds.count("job.retried") == 2 and "job.succeeded" in kinds
 
 
 def test_api_down_never_hurts_tasks(broker_url: str, app_dir: Path) -> None:

@@ -165,6 +165,7 @@ def test_a_retry_cycle_reads_active_retrying_queued_active_completed() -> None:
         "queued", "queued", "active", "completed",
     ]
     assert [t.attempt for t in view.history] == [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]
+    assert view.parent_id is None  # Celery's retry messages name the task as its own parent
 
 
 @pytest.mark.parametrize("skew", [-30.0, -3.0, 3.0, 30.0])

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from sluice.domain.dedup import dedup_key
 from sluice.domain.events import Event, Rejection
-from sluice.domain.validate import parse_event
+from sluice.domain.validate import check_event, parse_event
 
 NOW = time.time()
 GOOD = {"kind": "job.sent", "timestamp": NOW, "job_id": "abc", "name": "app.t"}
@@ -51,6 +51,16 @@ def test_hostile_events_are_rejected(patch: dict[str, Any], field: str) -> None:
     result = parse_event({**GOOD, **patch}, NOW)
     assert isinstance(result, Rejection), result
     assert result.field == field, result
+
+
+def test_extensions_that_are_not_json_are_rejected_not_raised() -> None:
+    import msgspec
+
+    event = msgspec.convert({**GOOD, "dedup_key": "k" * 16}, Event)
+    odd = msgspec.structs.replace(event, extensions={"ext": msgspec.msgpack.Ext(1, b"x"),
+                                                     "big": 2**70})
+    result = check_event(odd, NOW)
+    assert isinstance(result, Rejection) and result.field == "extensions"
 
 
 def test_missing_required_fields_and_non_objects() -> None:

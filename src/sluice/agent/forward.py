@@ -132,13 +132,14 @@ class ParallelForwarder(Forwarder):
         if not self.batch:
             return
         batch, self.batch = self.batch, []
-        future: Future[tuple[bytes, int, Bad]]
-        try:
-            future = self._submit(batch)
-        except Exception as exc:  # cannot even restart the pool: convert here
-            if not self.pool_failed:
+        future: Future[tuple[bytes, int, Bad]] | None = None
+        if not self.pool_failed:
+            try:
+                future = self._submit(batch)
+            except Exception as exc:  # not even a fresh pool works: convert here from now on
                 log.warning("agent worker pool unavailable (%s); converting in-thread", exc)
                 self.pool_failed = True
+        if future is None:
             future = Future()
             future.set_result(_work(batch, self.connection_id))
         self.inflight.put(future)  # blocks when MAX_INFLIGHT batches are pending

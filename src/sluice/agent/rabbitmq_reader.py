@@ -35,6 +35,7 @@ log = logging.getLogger("sluice.agent")
 
 HEARTBEAT_S: Final = 30
 DEFAULT_QUEUE: Final = "celery"
+MAX_QUEUED_EVENTS: Final = 1_000_000
 
 
 class KnownQueues:
@@ -73,9 +74,11 @@ class RabbitEventReader:
         self.known = known
         self.backoff = backoff or Backoff()
         self.connected = threading.Event()
-        self.queue_name = f"sluice.agent.{socket.gethostname()}.{uuid.uuid4().hex[:8]}"
+        self.queue_name = ""
 
-    def on_message(self, body: Any, message: Message) -> None:
+    def on_message(self, message: Message) -> None:
+        """kombu's raw-message callback: the body is decoded here, not by kombu, so a bad
+        message is counted instead of raising inside the consumer."""
         try:
             raws = decode_body(message.body, message.content_type or "application/json")
         except Undecodable as bad:
@@ -105,10 +108,15 @@ class RabbitEventReader:
 
     def _session(self, conn: Connection, where: str) -> None:
         conn.connect()
+        # A new name per session: the broker may still hold a half-dead session's queue.
+        self.queue_name = f"sluice.agent.{socket.gethostname()}.{uuid.uuid4().hex[:8]}"
+        # Bounded: should the agent stall, the broker drops the oldest events rather than
+        # letting a monitoring queue grow without limit on the production broker.
         queue = Queue(self.queue_name, event_exchange(), routing_key="#", exclusive=True,
-                      auto_delete=True, durable=False)
+                      auto_delete=True, durable=False,
+                      queue_arguments={"x-max-length": MAX_QUEUED_EVENTS})
         # no_ack: the queue is private and transient; acking would only cost throughput.
-        with Consumer(conn.default_channel, [queue], on_message=self._raw, no_ack=True):
+        with Consumer(conn.default_channel, [queue], on_message=self.on_message, no_ack=True):
             self.backoff.reset()
             self.connected.set()
             log.info("amqp events %s: consuming celeryev through %s", where, self.queue_name)
@@ -120,9 +128,6 @@ class RabbitEventReader:
                     conn.heartbeat_check()
                     last_beat = time.monotonic()
         self.connected.clear()
-
-    def _raw(self, message: Message) -> None:
-        self.on_message(None, message)
 
 
 def amqp_depths(conn: Connection, names: Iterable[str]) -> dict[str, tuple[int, int]]:

@@ -42,18 +42,18 @@ class Agent:
     def __init__(self, broker_url: str, sink: Sink, connection_id: str | None, *,
                  queue_interval: float = 5.0, stop: threading.Event | None = None,
                  queues: Sequence[str] = (), max_backoff: float = 30.0,
-                 workers: int | None = None) -> None:
+                 workers: int | None = None, health: Health | None = None) -> None:
         self.kind = broker_kind(broker_url)
         self.stop = stop or threading.Event()
-        self.health = Health(sink.stats)
+        self.health = health or Health(sink.stats)
         if workers is None:
             workers = default_workers()
-        # Worker processes only pay off on Redis, where the reader is fast enough to feed
-        # them; the AMQP reader (kombu) is slower than one normalizing thread.
-        self.forward = ParallelForwarder(sink, self.health, connection_id, workers) \
-            if workers > 0 and self.kind == "redis" else Forwarder(sink, self.health,
-                                                                   connection_id)
-        forward = self.forward
+        # Worker processes on Redis only: there the raw reader batches messages for them;
+        # on AMQP kombu hands over one decoded message at a time, on the reader's thread.
+        forward = Forwarder(sink, self.health, connection_id)
+        if workers > 0 and self.kind == "redis":
+            forward = ParallelForwarder(sink, self.health, connection_id, workers)
+        self.forward = forward
         self.reader: RedisEventReader | RabbitEventReader
         self.sampler: RedisQueueSampler | RabbitQueueSampler
         if self.kind == "redis":
@@ -121,17 +121,19 @@ def run_agent(
     from sluice.transport import Transport
 
     broker_kind(broker_url)  # fail fast on a URL we cannot read, before any thread starts
-    stop = stop_event or threading.Event()
-    restore = _install_signal_handlers(stop) if stop_event is None else None
     # A larger buffer than the SDK's: the agent is a dedicated process, and at 20,000
     # events/s the default 10,000 would overflow within a one-second API hiccup.
     transport = Transport(endpoint, api_key, connection_id, max_buffer=AGENT_MAX_BUFFER,
                           batch_size=AGENT_BATCH_SIZE)
+    health = Health(transport.stats)
+    # Bound before anything starts: a busy port fails here, leaving nothing running.
+    server = serve_metrics(health, metrics_port, metrics_host) \
+        if metrics_port is not None else None
+    stop = stop_event or threading.Event()
+    restore = _install_signal_handlers(stop) if stop_event is None else None
     transport.start()
     agent = Agent(broker_url, transport, connection_id, queue_interval=queue_interval,
-                  stop=stop, queues=queues, workers=workers)
-    server = serve_metrics(agent.health, metrics_port, metrics_host) \
-        if metrics_port is not None else None
+                  stop=stop, queues=queues, workers=workers, health=health)
     log.info("sluice agent: %s broker %s -> %s (connection %s)%s", agent.kind,
              describe(broker_url), endpoint, connection_id,
              f", metrics on :{server.server_address[1]}" if server else "")

@@ -1,6 +1,6 @@
 """The Litestar application: `create_app()`; `sluice serve` runs it under uvicorn.
 
-Route handlers come from `sluice.api.ingest`, `sluice.api.health`, `sluice.api.reads`
+Route handlers come from `sluice.api.ingest`, `.health`, `.dashboard`, `sluice.api.reads`
 (`ROUTE_HANDLERS: list`, plus `LIFESPAN: list` of `(app) -> async context manager` for
 background listeners such as the SSE LISTEN loop) and `extra_route_handlers`.
 Controllers reach the pool as `app.state.pool` (see deps.py) and authenticate with

@@ -36,13 +36,18 @@ class _TypedBatch(msgspec.Struct):
     events: list[Event]
 
 
+def _no_ext(code: int, data: memoryview) -> Any:
+    # MessagePack extension types have no JSON form, so no place in an event: refuse them.
+    raise ValueError(f"MessagePack extension type {code} is not supported")
+
+
 _TYPED: Final[dict[str, Callable[[bytes], _TypedBatch]]] = {
     JSON: msgspec.json.Decoder(_TypedBatch).decode,
-    MSGPACK: msgspec.msgpack.Decoder(_TypedBatch).decode,
+    MSGPACK: msgspec.msgpack.Decoder(_TypedBatch, ext_hook=_no_ext).decode,
 }
 _UNTYPED: Final[dict[str, Callable[[bytes], Any]]] = {
     JSON: msgspec.json.Decoder().decode,
-    MSGPACK: msgspec.msgpack.Decoder().decode,
+    MSGPACK: msgspec.msgpack.Decoder(ext_hook=_no_ext).decode,
 }
 
 
@@ -116,7 +121,20 @@ def _undecodable(fmt: str) -> ApiError:
 def _own(event: Event, connection_id: str, now: float) -> Event | Rejection:
     if event.connection_id is not None and event.connection_id != connection_id:
         return Rejection(MISMATCH, "connection_id")
-    return check_event(event, now) or with_dedup_key(event)
+    try:
+        return check_event(event, now) or with_dedup_key(event)
+    except (TypeError, ValueError) as exc:  # e.g. extensions with no JSON form
+        return Rejection(f"invalid event: {str(exc)[:200]}")
+
+
+def _parse(item: Any, connection_id: str, now: float) -> Event | Rejection:
+    try:
+        parsed = parse_event(item, now)
+    except (TypeError, ValueError) as exc:  # e.g. MessagePack map keys JSON cannot hold
+        return Rejection(f"invalid event: {str(exc)[:200]}")
+    if isinstance(parsed, Event) and parsed.connection_id not in (None, connection_id):
+        return Rejection(MISMATCH, "connection_id")
+    return parsed
 
 
 def decode_batch(body: bytes, fmt: str, connection_id: str, now: float) -> (
@@ -152,10 +170,4 @@ def decode_batch(body: bytes, fmt: str, connection_id: str, now: float) -> (
         raise ApiError(422, "invalid", "events must be a list of event objects", field="events")
     if len(events) > MAX_EVENTS:
         raise _too_large()
-    out: list[Event | Rejection] = []
-    for item in events:
-        parsed = parse_event(item, now)
-        if isinstance(parsed, Event) and parsed.connection_id not in (None, connection_id):
-            parsed = Rejection(MISMATCH, "connection_id")
-        out.append(parsed)
-    return out
+    return [_parse(item, connection_id, now) for item in events]

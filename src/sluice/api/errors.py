@@ -60,9 +60,10 @@ def error_response(status: int, code: str, detail: str, field: str | None = None
 
 
 def _note_status(request: Request[Any, Any, Any], status: int, code: str) -> None:
-    from .logs import note  # the access log reports error codes too
+    from .logs import log_unrouted, note  # the access log reports error codes too
 
-    note(request, status=status, error=code)
+    if not note(request, status=status, error=code):
+        log_unrouted(request, status, code)
 
 
 def _api_error(request: Request[Any, Any, Any], exc: ApiError) -> Response[ErrorBody]:

@@ -22,11 +22,21 @@ _FACTS: Final = "sluice_log"
 _ENC: Final = msgspec.json.Encoder()
 
 
-def note(request: Request[Any, Any, Any], **facts: Any) -> None:
-    """Attach facts (connection_id, accepted, ...) to this request's access-log line."""
+def note(request: Request[Any, Any, Any], **facts: Any) -> bool:
+    """Attach facts (connection_id, accepted, ...) to this request's access-log line; False
+    when the request bypassed the middleware (no route matched: 404/405)."""
     bag = request.scope.get(_FACTS)
     if isinstance(bag, dict):
         bag.update(facts)
+        return True
+    return False
+
+
+def log_unrouted(request: Request[Any, Any, Any], status: int, error: str) -> None:
+    """The access-log line of a request no route matched (the middleware never saw it)."""
+    access_log.info("request", extra={"json": {
+        "method": request.scope.get("method"), "path": request.scope.get("path"),
+        "status": status, "error": error}})
 
 
 def access_log_middleware(app: ASGIApp) -> ASGIApp:

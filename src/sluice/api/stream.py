@@ -25,7 +25,8 @@ from typing import Annotated, Any, Final
 import msgspec
 import psycopg
 from litestar import Litestar, Request, get
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from psycopg_pool import ConnectionPool
 
@@ -291,10 +292,11 @@ def get_hub(app: Litestar) -> Hub | None:
      summary="The connection's events as SSE (id = log position; Last-Event-ID resumes)")
 async def stream_events(
     request: Request[Any, Any, Any],
-    principal: Principal,
-    last_event_id_header: Annotated[str | None, Parameter(header="Last-Event-ID")] = None,
-    last_event_id: int | None = None,
-    kind: Annotated[list[str] | None, Parameter(
+    principal: NamedDependency[Principal],
+    last_event_id_header: Annotated[str | None, HeaderParameter(name="Last-Event-ID")] = None,
+    last_event_id: Annotated[int | None, QueryParameter(
+        description="resume after this log position (as the Last-Event-ID header)")] = None,
+    kind: Annotated[list[str] | None, QueryParameter(
         description="kind prefixes, e.g. job. or job.failed (repeatable)")] = None,
 ) -> ServerSentEvent:
     hub = get_hub(request.app)

@@ -188,11 +188,14 @@ def _apply(view: JobView, attempt: int, e: Event, state: State) -> None:
     view.state = state.value
     view.history.append(Transition(state.value, e.timestamp, e.kind, e.hostname, attempt,
                                    e.dedup_key))
-    for field in ("name", "args", "kwargs", "eta", "expires", "parent_id", "root_id",
-                  "group_id", "routing_key"):
+    for field in ("name", "args", "kwargs", "eta", "expires", "root_id", "group_id",
+                  "routing_key"):
         value = getattr(e, field)
         if value is not None:
             setattr(view, field, value)
+    # Celery publishes a retry with the task itself as parent: the real parent stays
+    if e.parent_id is not None and e.parent_id != e.job_id:
+        view.parent_id = e.parent_id
     if e.queue is not None:
         view.queue = e.queue
     if e.kind == ev.JOB_SENT:

@@ -60,7 +60,11 @@ def _check_strings(event: Event) -> Rejection | None:
     if event.extensions:
         if _has_nul(event.extensions):
             return Rejection("extensions must not contain NUL characters", "extensions")
-        if len(_EXT_ENCODER.encode(event.extensions)) > MAX_EXTENSIONS_BYTES:
+        try:
+            size = len(_EXT_ENCODER.encode(event.extensions))
+        except (TypeError, ValueError, OverflowError):  # e.g. msgpack Ext values, tuple keys
+            return Rejection("extensions must be plain JSON values", "extensions")
+        if size > MAX_EXTENSIONS_BYTES:
             return Rejection(f"extensions larger than {MAX_EXTENSIONS_BYTES} bytes", "extensions")
     return None
 

@@ -11,6 +11,8 @@ import threading
 import warnings
 from typing import Any, Final
 
+import msgspec
+
 from sluice.domain.celery import normalize
 from sluice.domain.events import Event
 from sluice.transport import Transport
@@ -32,22 +34,37 @@ class Processor:
     def __init__(self, config: SdkConfig) -> None:
         self._connection_id = config.connection_id
         self._privacy = Privacy(config.capture_args, config.redact, config.max_arg_size)
+        self._strip_all = config.capture_args is False
+        self._by_name = not isinstance(config.capture_args, bool)
         self._names: dict[str, str] = {}  # job id -> task name, for capture_args lists
 
     def __call__(self, raw: Any) -> Event | None:
         if not isinstance(raw, dict):
             return None
-        uuid, name = raw.get("uuid"), raw.get("name")
-        if isinstance(uuid, str):
-            if isinstance(name, str):
-                if len(self._names) >= _NAME_CACHE:
-                    self._names.pop(next(iter(self._names)))  # oldest first (dict order)
-                self._names[uuid] = name
-            else:
-                name = self._names.get(uuid)
+        if self._strip_all:
+            # The common case, kept cheap: normalize, then drop the three fields.
+            event = normalize(raw, self._connection_id)
+            if not isinstance(event, Event):
+                return None
+            if event.args is None and event.kwargs is None and event.result is None:
+                return event
+            return msgspec.structs.replace(event, args=None, kwargs=None, result=None)
+        name = raw.get("name")
+        if self._by_name:
+            name = self._task_name(raw.get("uuid"), name)
         fit = self._privacy.apply(raw, name if isinstance(name, str) else None)
         event = normalize(fit, self._connection_id)
         return event if isinstance(event, Event) else None
+
+    def _task_name(self, uuid: Any, name: Any) -> Any:
+        if not isinstance(uuid, str):
+            return name
+        if isinstance(name, str):
+            if len(self._names) >= _NAME_CACHE:
+                self._names.pop(next(iter(self._names)))  # oldest first (dict order)
+            self._names[uuid] = name
+            return name
+        return self._names.get(uuid)
 
 
 class Runtime:

@@ -57,14 +57,21 @@ def _rows(events: Sequence[Event]) -> list[_Row]:
     return list(seen.values())
 
 
-def _not_stored(conn: psycopg.Connection, connection_id: str, rows: list[_Row]) -> list[_Row]:
+def stored_keys(conn: psycopg.Connection, connection_id: str, events: Sequence[Event]
+                ) -> set[str]:
+    """The dedup keys of these events that the connection's log already holds."""
     by_day: dict[dt.date, list[str]] = defaultdict(list)
-    for r in rows:
-        by_day[r.ts.date()].append(r.event.dedup_key)
+    for e in events:
+        by_day[dt.datetime.fromtimestamp(e.timestamp, dt.UTC).date()].append(e.dedup_key)
     found: set[str] = set()
     for day, keys in by_day.items():
         found.update(key for (key,) in conn.execute(
             Q["existing_keys"], {"connection_id": connection_id, "day": day, "keys": keys}))
+    return found
+
+
+def _not_stored(conn: psycopg.Connection, connection_id: str, rows: list[_Row]) -> list[_Row]:
+    found = stored_keys(conn, connection_id, [r.event for r in rows])
     return [r for r in rows if r.event.dedup_key not in found]
 
 

@@ -1,8 +1,9 @@
 """Per-connection daily quotas (UTC day of the server clock, counting accepted events).
 
-The count and the append share one transaction: the usage row is locked first, then the
-event log's own append runs nested (a savepoint), then the count grows by what was actually
-stored. Duplicates and rejections never count, and the count is exact under concurrency.
+The count and the append share one transaction: the event log's own append runs nested (a
+savepoint), then the count grows by what was actually stored. Under a quota the usage row is
+locked first, so batches of that connection take turns and what fits is decided exactly.
+Duplicates and rejections never count, and the count is exact under concurrency.
 """
 
 from __future__ import annotations
@@ -53,22 +54,16 @@ def _split_by_room(
 ) -> tuple[list[Event], int, list[int]]:
     """(events to append, duplicates left out, indexes past the quota). Duplicates never take
     room. Exact because every writer of this connection holds its usage row lock."""
-    keyed = [(dt.datetime.fromtimestamp(e.timestamp, dt.UTC).date(), e.dedup_key, i, e)
-             for i, e in pending]
-    stored: set[tuple[dt.date, str]] = set(conn.execute(
-        Q["stored_keys"],
-        {"connection_id": connection_id, "days": sorted({k[0] for k in keyed}),
-         "keys": [k[1] for k in keyed]},
-    ).fetchall())
+    stored = event_log.stored_keys(conn, connection_id, [e for _, e in pending])
     take: list[Event] = []
     over: list[int] = []
     duplicates = 0
-    for day, key, index, event in keyed:
-        if (day, key) in stored:
+    for index, event in pending:
+        if event.dedup_key in stored:
             duplicates += 1
         elif len(take) < room:
             take.append(event)
-            stored.add((day, key))  # a second copy later in the batch is a duplicate
+            stored.add(event.dedup_key)  # a second copy later in the batch is a duplicate
         else:
             over.append(index)
     return take, duplicates, over
@@ -89,19 +84,29 @@ def append_within_quota(
     ]
     pending = [(i, item) for i, item in enumerate(items) if isinstance(item, Event)]
     params = {"connection_id": connection_id, "day": day}
+    take = [e for _, e in pending]
+    duplicates = 0
+    limit_row = conn.execute(Q["daily_limit"], params).fetchone()
+    limited = limit_row is not None and limit_row[0] is not None
     with conn.transaction():
-        row = conn.execute(Q["lock_usage"], params).fetchone()
-        assert row is not None  # (the foreign key fails first if the connection is gone)
-        used, limit = int(row[0]), row[1]
-        take = [e for _, e in pending]
-        duplicates = 0
-        if limit is not None and pending:
-            if used >= limit:
-                return QuotaAppend(0, 0, rejected, None, exhausted=True)
-            take, duplicates, over = _split_by_room(conn, connection_id, pending, limit - used)
-            rejected.extend(RejectedItem(i, QUOTA_EXCEEDED) for i in over)
-            rejected.sort(key=lambda r: r.index)
-        # One append per transaction: event_log.append runs nested here (a savepoint).
+        if limited and pending:
+            # Under a quota, batches of one connection take turns (the counter's row lock,
+            # held to commit) so that what fits is decided exactly.
+            row = conn.execute(Q["lock_usage"], params).fetchone()
+            assert row is not None
+            used, limit = int(row[0]), row[1]
+            if limit is not None:
+                if used >= limit:
+                    return QuotaAppend(0, 0, rejected, None, exhausted=True)
+                take, duplicates, over = _split_by_room(conn, connection_id, pending,
+                                                        limit - used)
+                rejected.extend(RejectedItem(i, QUOTA_EXCEEDED) for i in over)
+                rejected.sort(key=lambda r: r.index)
+        # One append per transaction: event_log.append runs nested here (a savepoint). Without
+        # a quota nothing is locked before it, so batches project concurrently; the count is
+        # added after, in the same transaction, so it stays exact. (Only while a quota is being
+        # switched on can the two lock orders meet: PostgreSQL then aborts one batch as a
+        # deadlock, which answers 503 and the sender retries.)
         result = event_log.append(conn, connection_id, take)
         if result.accepted:
             conn.execute(Q["add_usage"], {**params, "n": result.accepted})

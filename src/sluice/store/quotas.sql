@@ -5,16 +5,14 @@ INSERT INTO usage_daily AS u (connection_id, day) VALUES (%(connection_id)s, %(d
 ON CONFLICT (connection_id, day) DO UPDATE SET accepted = u.accepted
 RETURNING u.accepted, (SELECT daily_limit FROM connections WHERE id = %(connection_id)s)
 
+-- name: daily_limit
+SELECT daily_limit FROM connections WHERE id = %(connection_id)s
+
 -- name: add_usage
-UPDATE usage_daily SET accepted = accepted + %(n)s
-WHERE connection_id = %(connection_id)s AND day = %(day)s
+INSERT INTO usage_daily AS u (connection_id, day, accepted)
+VALUES (%(connection_id)s, %(day)s, %(n)s)
+ON CONFLICT (connection_id, day) DO UPDATE SET accepted = u.accepted + EXCLUDED.accepted
 
 -- name: usage
 SELECT coalesce((SELECT accepted FROM usage_daily
                  WHERE connection_id = %(connection_id)s AND day = %(day)s), 0)
-
--- name: stored_keys
--- Which of these events are already in the log (the unique key is connection, day, dedup key).
-SELECT day, dedup_key FROM events
-WHERE connection_id = %(connection_id)s AND day = ANY(%(days)s::date[])
-  AND dedup_key = ANY(%(keys)s::text[])

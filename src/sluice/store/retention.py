@@ -18,6 +18,7 @@ import msgspec
 import psycopg
 from psycopg import sql
 
+from . import partitions
 from .sqlfiles import queries
 
 Q = queries(__file__, "retention.sql")
@@ -26,6 +27,7 @@ _PARTITION_RE: Final = re.compile(r"^events_p(\d{8})$")
 USAGE_KEPT_DAYS: Final = 62  # quota counters are tiny; keep two months for the record
 # Dropping a partition needs an exclusive lock on `events`: never queue behind a long append.
 _LOCK_TIMEOUT: Final = "5s"
+_PURGE_LOCK_ID: Final = 0x51_1CE_0002
 
 
 class PurgeResult(msgspec.Struct):
@@ -67,12 +69,28 @@ def _drop_partitions(conn: psycopg.Connection, cutoff: dt.datetime) -> list[str]
             dropped.append(name)
         except psycopg.errors.LockNotAvailable:
             log.warning("partition %s busy; dropping it at the next purge", name)
+        except psycopg.errors.UndefinedTable:
+            pass  # dropped by someone else meanwhile
+    if dropped:
+        partitions.forget_cache()  # a dropped day must not pass for an existing partition
     return dropped
 
 
 def purge(conn: psycopg.Connection, now: dt.datetime | None = None) -> PurgeResult:
-    """Remove every connection's expired data. `conn` must be in autocommit mode."""
+    """Remove every connection's expired data. `conn` must be in autocommit mode.
+    One purge at a time across processes (every `serve` worker runs it): a purge that finds
+    another one running returns at once with nothing done."""
     now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    got = conn.execute(Q["try_lock"], {"id": _PURGE_LOCK_ID}).fetchone()
+    if not got or not got[0]:
+        return PurgeResult(dropped_partitions=[])
+    try:
+        return _purge(conn, now)
+    finally:
+        conn.execute(Q["unlock"], {"id": _PURGE_LOCK_ID})
+
+
+def _purge(conn: psycopg.Connection, now: dt.datetime) -> PurgeResult:
     retentions = [(cid, int(h)) for cid, h in conn.execute(Q["retentions"]).fetchall()]
     result = PurgeResult(dropped_partitions=[])
     if not retentions:

@@ -43,3 +43,9 @@ DELETE FROM workers WHERE connection_id = %(connection_id)s AND last_event_at < 
 
 -- name: delete_usage
 DELETE FROM usage_daily WHERE day < %(before)s
+
+-- name: try_lock
+SELECT pg_try_advisory_lock(%(id)s)
+
+-- name: unlock
+SELECT pg_advisory_unlock(%(id)s)

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Final
+from typing import Any, Final, TypeAlias
 
+from litestar import Request
+from litestar.di import NamedDependency
+
+from sluice.api.auth import Principal
 from sluice.api.errors import ApiError
 from sluice.domain.states import State
+
+# handler parameter types: the request, and the caller authenticated by `requires("read")`
+AnyRequest: TypeAlias = Request[Any, Any, Any]
+Caller: TypeAlias = NamedDependency[Principal]
 
 _STATES: Final = frozenset(s.value for s in State)
 _WINDOW_RE: Final = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")

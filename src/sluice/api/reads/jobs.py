@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from litestar import Controller, Request, get
-from litestar.params import Parameter
+from litestar import Controller, get
+from litestar.params import FromPath, FromQuery, QueryParameter
 from psycopg_pool import ConnectionPool
 
-from sluice.api.auth import Principal, requires
+from sluice.api.auth import requires
 from sluice.api.deps import get_pool, in_thread
 from sluice.store.reads import jobs as store
 
 from . import _params
+from ._params import AnyRequest, Caller
 
 MAX_LIMIT = 500
 
@@ -37,24 +38,25 @@ class JobsController(Controller):
     @get("/", summary="Jobs, newest first, filtered; keyset cursor pagination")
     async def list_jobs(
         self,
-        request: Request[Any, Any, Any],
-        principal: Principal,
-        states: Annotated[list[str] | None, Parameter(
-            query="state", description="states (repeat or comma-separate)")] = None,
-        queue: str | None = None,
-        worker: str | None = None,
-        name: Annotated[str | None, Parameter(
+        request: AnyRequest,
+        principal: Caller,
+        states: Annotated[list[str] | None, QueryParameter(
+            name="state", description="states (repeat or comma-separate)")] = None,
+        queue: FromQuery[str | None] = None,
+        worker: FromQuery[str | None] = None,
+        name: Annotated[str | None, QueryParameter(
             description="task name, case-insensitive substring")] = None,
-        id: Annotated[str | None, Parameter(description="job id prefix")] = None,
-        q: Annotated[str | None, Parameter(
+        id: Annotated[str | None, QueryParameter(description="job id prefix")] = None,
+        q: Annotated[str | None, QueryParameter(
             description="free text in name, id or exception")] = None,
-        since: Annotated[str | None, Parameter(
+        since: Annotated[str | None, QueryParameter(
             description="first seen at/after (ISO-8601 or epoch s)")] = None,
-        until: Annotated[str | None, Parameter(
+        until: Annotated[str | None, QueryParameter(
             description="first seen before (ISO-8601 or epoch s)")] = None,
-        cursor: str | None = None,
-        limit: Annotated[int, Parameter(ge=1, le=MAX_LIMIT)] = 50,
-        facets: Annotated[str | None, Parameter(
+        cursor: Annotated[str | None, QueryParameter(
+            description="next_cursor of the previous page")] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = 50,
+        facets: Annotated[str | None, QueryParameter(
             description="true: add job counts per state under the other filters")] = None,
     ) -> store.JobPage:
         f = store.JobFilter(
@@ -71,6 +73,7 @@ class JobsController(Controller):
                                cursor or None, _params.flag("facets", facets))
 
     @get("/{job_id:str}", summary="One job: history, timing, links; unknown ids say so")
-    async def get_job(self, request: Request[Any, Any, Any], principal: Principal,
-                      job_id: str) -> store.JobDetail:
+    async def get_job(self, request: AnyRequest,
+                      principal: Caller, job_id: FromPath[str]
+                      ) -> store.JobDetail:
         return await in_thread(_detail, get_pool(request), principal.connection_id, job_id)

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
-from litestar import Controller, Request, get
+from litestar import Controller, get
+from litestar.params import FromQuery
 from psycopg_pool import ConnectionPool
 
-from sluice.api.auth import Principal, requires
+from sluice.api.auth import requires
 from sluice.api.deps import get_pool, in_thread
 from sluice.store.reads import stats as store
 
 from . import _params
+from ._params import AnyRequest, Caller
 
 
 def _overview(pool: ConnectionPool, connection_id: str, minutes: int) -> store.Overview:
@@ -27,8 +28,8 @@ class StatsController(Controller):
 
     @get("/overview", summary="Counts by state (1 h / 24 h), failure rate, throughput, "
                               "top failing tasks")
-    async def overview(self, request: Request[Any, Any, Any], principal: Principal,
-                       window: str = "1h") -> store.Overview:
+    async def overview(self, request: AnyRequest, principal: Caller,
+                       window: FromQuery[str] = "1h") -> store.Overview:
         span = _params.window("window", window, maximum=dt.timedelta(hours=24))
         minutes = max(1, int(span.total_seconds() // 60))
         return await in_thread(_overview, get_pool(request), principal.connection_id, minutes)

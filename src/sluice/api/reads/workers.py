@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
-from litestar import Controller, Request, get
+from litestar import Controller, get
+from litestar.params import FromPath
 from psycopg_pool import ConnectionPool
 
-from sluice.api.auth import Principal, requires
+from sluice.api.auth import requires
 from sluice.api.deps import get_pool, in_thread
 from sluice.api.errors import ApiError
 from sluice.store.reads import workers as store
+
+from ._params import AnyRequest, Caller
 
 
 class WorkerList(msgspec.Struct):
@@ -30,14 +31,14 @@ class WorkersController(Controller):
     dependencies = {"principal": requires("read")}
 
     @get("/", summary="Workers: status (online/offline/lost), heartbeat, load, throughput")
-    async def list_workers(self, request: Request[Any, Any, Any], principal: Principal
+    async def list_workers(self, request: AnyRequest, principal: Caller
                            ) -> WorkerList:
         return WorkerList(await in_thread(_list, get_pool(request), principal.connection_id,
                                           None))
 
     @get("/{hostname:str}", summary="One worker")
-    async def get_worker(self, request: Request[Any, Any, Any], principal: Principal,
-                         hostname: str) -> store.Worker:
+    async def get_worker(self, request: AnyRequest, principal: Caller,
+                         hostname: FromPath[str]) -> store.Worker:
         found = await in_thread(_list, get_pool(request), principal.connection_id, hostname)
         if not found:
             raise ApiError(404, "not_found", f"no worker {hostname!r} has reported")

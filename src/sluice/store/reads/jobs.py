@@ -19,6 +19,7 @@ from ._common import EPOCH, contains, like_escape, utc, with_filters
 
 Q = queries(__file__, "jobs.sql")
 _LINKS_LIMIT = 200  # children / group siblings listed on a detail page
+FACET_CAP = 10_000  # facet counts stop here: exact totals of millions cost seconds
 
 
 class InvalidCursor(ValueError):
@@ -56,10 +57,11 @@ class Job(msgspec.Struct, kw_only=True):
     group_id: str | None
 
 
-class JobPage(msgspec.Struct):
+class JobPage(msgspec.Struct, omit_defaults=True):
     items: list[Job]
     next_cursor: str | None
-    facets: dict[str, int] | None = None
+    facets: dict[str, int] | None = None  # with facets=true: jobs per state
+    facets_cap: int | None = None  # facet counts stop at this number ("10000+")
 
 
 class Transition(msgspec.Struct):
@@ -166,6 +168,16 @@ def _filters(f: JobFilter, *, with_state: bool) -> tuple[list[str], dict[str, An
 
 _TEXT_FILTERS = ("f_name", "f_q")
 TEXT_WINDOW = 10_000  # newest rows scanned for a substring match before using the index
+SCAN_WINDOW = 20_000  # without trigram indexes: rows scanned per request at most
+_trigram: dict[str, bool] = {}  # per database: were the trigram indexes created (0003)?
+
+
+def _has_trigram(conn: psycopg.Connection) -> bool:
+    dsn = conn.info.dsn
+    if dsn not in _trigram:
+        row = conn.execute(Q["has_trigram_index"]).fetchone()
+        _trigram[dsn] = bool(row and row[0])
+    return _trigram[dsn]
 
 
 def list_jobs(
@@ -178,7 +190,9 @@ def list_jobs(
     facets: bool = False,
 ) -> JobPage:
     """Newest first by (first_seen_at, job_id); the cursor continues strictly after the last
-    row, so rows inserted meanwhile (newer) never shift later pages: no duplicates, no gaps."""
+    row, so rows inserted meanwhile (newer) never shift later pages: no duplicates, no gaps.
+    Without trigram indexes a substring search scans a bounded window per request, so a page
+    may hold fewer than `limit` jobs: continue while `next_cursor` is not null."""
     names, params = _filters(f, with_state=True)
     params.update(connection_id=connection_id, limit=limit + 1, window=TEXT_WINDOW)
     if cursor is not None:
@@ -186,23 +200,31 @@ def list_jobs(
         params["cursor_at"], params["cursor_id"] = decode_cursor(cursor)
     rows: list[dict[str, Any]] = []
     text = [n for n in names if n in _TEXT_FILTERS]
+    plain = [n for n in names if n not in _TEXT_FILTERS]
+    fill = " ".join(Q[n] for n in text)
     if text:
-        plain = [n for n in names if n not in _TEXT_FILTERS]
-        statement = with_filters(Q["list_jobs_recent_text"], Q, plain).replace(
-            "{text}", " ".join(Q[n] for n in text))
-        rows = _rows(conn, statement, params)
-    if len(rows) <= limit:
+        statement = with_filters(Q["list_jobs_recent_text"], Q, plain)
+        rows = _rows(conn, statement.replace("{text}", fill), params)
+    next_cursor = None
+    if len(rows) <= limit and text and not _has_trigram(conn):
+        statement = with_filters(Q["list_jobs_scan_text"], Q, plain).replace("{text}", fill)
+        scanned = _rows(conn, statement, {**params, "window": SCAN_WINDOW})
+        rows = [r for r in scanned if r["job_id"] is not None]
+        if len(rows) <= limit and scanned and scanned[0]["scanned"] >= SCAN_WINDOW:
+            next_cursor = encode_cursor(scanned[0]["edge_at"], scanned[0]["edge_id"])
+    elif len(rows) <= limit:
         base = "list_jobs"
         if len(set(f.states)) > 1:  # per-state ranges merged; the state filter is the unnest
             base = "list_jobs_states"
             names.remove("f_states")
         rows = _rows(conn, with_filters(Q[base], Q, names), params)
     items: list[Job] = [_job(r) for r in rows[:limit]]
-    next_cursor = None
     if len(rows) > limit:
         last = rows[limit - 1]
         next_cursor = encode_cursor(last["first_seen_at"], last["job_id"])
-    return JobPage(items, next_cursor, job_facets(conn, connection_id, f) if facets else None)
+    if not facets:
+        return JobPage(items, next_cursor)
+    return JobPage(items, next_cursor, job_facets(conn, connection_id, f), FACET_CAP)
 
 
 def _rows(conn: psycopg.Connection, statement: str, params: dict[str, Any]
@@ -213,14 +235,12 @@ def _rows(conn: psycopg.Connection, statement: str, params: dict[str, Any]
 
 def job_facets(conn: psycopg.Connection, connection_id: str, f: JobFilter) -> dict[str, int]:
     """Jobs per state under every filter but the state one (so each state tab shows its
-    count), every state present with 0 when it has none."""
+    count), every state present; a count stops at FACET_CAP (read it as "at least")."""
     names, params = _filters(f, with_state=False)
-    params["connection_id"] = connection_id
+    params.update(connection_id=connection_id, cap=FACET_CAP,
+                  all_states=[s.value for s in State])
     statement = with_filters(Q["job_facets"], Q, names)
-    counts = {s.value: 0 for s in State}
-    for state, count in conn.execute(statement, params):
-        counts[state] = count
-    return counts
+    return {state: int(count) for state, count in conn.execute(statement, params)}
 
 
 # --- detail -------------------------------------------------------------------------------

@@ -48,11 +48,50 @@ WHERE true {text}
 ORDER BY first_seen_at DESC, job_id DESC
 LIMIT %(limit)s
 
+-- name: list_jobs_scan_text
+-- Substring filters without trigram indexes (pg_trgm missing, e.g. embedded pgserver): look
+-- at the newest `window` jobs under the other filters and no further; with the page's
+-- matches comes the window's oldest key, from which the caller's cursor continues (a page may
+-- hold fewer matches than the limit: the scan per request stays bounded at any table size).
+WITH recent AS MATERIALIZED (
+    SELECT job_id, name, state, queue, worker, retries, sent_at, received_at, started_at,
+           finished_at, runtime, exception, first_seen_at, last_event_at, parent_id,
+           root_id, group_id
+    FROM jobs
+    WHERE connection_id = %(connection_id)s {filters}
+    ORDER BY first_seen_at DESC, job_id DESC
+    LIMIT %(window)s
+),
+edge AS (
+    SELECT first_seen_at AS edge_at, job_id AS edge_id,
+           (SELECT count(*) FROM recent) AS scanned
+    FROM recent
+    ORDER BY first_seen_at, job_id
+    LIMIT 1
+)
+SELECT m.*, edge.edge_at, edge.edge_id, edge.scanned
+FROM edge
+LEFT JOIN LATERAL (
+    SELECT * FROM recent
+    WHERE true {text}
+    ORDER BY first_seen_at DESC, job_id DESC
+    LIMIT %(limit)s
+) AS m ON true
+ORDER BY m.first_seen_at DESC, m.job_id DESC
+
+-- name: has_trigram_index
+SELECT to_regclass('jobs_text_trgm_idx') IS NOT NULL
+
 -- name: job_facets
-SELECT state, count(*)
-FROM jobs
-WHERE connection_id = %(connection_id)s {filters}
-GROUP BY state
+-- Per state, count up to `cap` jobs under the other filters: one jobs_state_idx range each,
+-- so a facet costs at most cap index entries per state however many jobs there are.
+SELECT s.state,
+       (SELECT count(*)
+        FROM (SELECT 1
+              FROM jobs
+              WHERE connection_id = %(connection_id)s AND state = s.state {filters}
+              LIMIT %(cap)s) AS capped)
+FROM unnest(%(all_states)s::text[]) AS s(state)
 
 -- name: f_state
 AND state = %(state)s
@@ -105,7 +144,7 @@ WHERE connection_id = %(connection_id)s AND job_id = ANY(%(job_ids)s::text[])
 -- name: job_children
 SELECT job_id, name, state
 FROM jobs
-WHERE connection_id = %(connection_id)s AND parent_id = %(job_id)s
+WHERE connection_id = %(connection_id)s AND parent_id = %(job_id)s AND job_id <> %(job_id)s
 ORDER BY first_seen_at, job_id
 LIMIT %(limit)s
 

@@ -3,8 +3,9 @@
 Finished states come from the minute rollups; unfinished ones from the jobs first seen in the
 window that are still in that state (a state-index range). A day of minute rollups is up to
 minutes x task names x queues x outcomes rows (~1M at 10M jobs/week), too many to sum per
-request: the closed hours of the 24 h window are summed once per HOUR_TTL_S per process and
-cached; the last hour and the window's two partial hours are always read live."""
+request: the closed hours of the 24 h window are summed and cached per process (the last
+RECENT_HOURS re-summed every HOUR_TTL_S, older ones every OLD_HOUR_TTL_S); the last hour and
+the window's two partial hours are always read live."""
 
 from __future__ import annotations
 
@@ -24,7 +25,9 @@ from ._common import utc
 
 Q = queries(__file__, "stats.sql")
 TOP_FAILING: Final = 10
-HOUR_TTL_S: Final = 60.0  # a closed hour's sums may lag late events by this long
+HOUR_TTL_S: Final = 60.0  # a recent closed hour's sums may lag late events by this long
+OLD_HOUR_TTL_S: Final = 600.0  # ... and an hour older than RECENT_HOURS this long
+RECENT_HOURS: Final = 3
 _HOUR: Final = dt.timedelta(hours=1)
 _DAY: Final = dt.timedelta(hours=24)
 # (name, outcome) -> finished count
@@ -81,12 +84,15 @@ class _HourCache:
             hit = self._hours.get((connection_id, hour))
         return hit[1] if hit is not None and hit[0] > time.monotonic() else None
 
-    def put(self, connection_id: str, sums: dict[dt.datetime, Sums], oldest: dt.datetime
-            ) -> None:
-        expiry = time.monotonic() + HOUR_TTL_S
+    def put(self, connection_id: str, sums: dict[dt.datetime, Sums], oldest: dt.datetime,
+            now: dt.datetime) -> None:
+        clock = time.monotonic()
         with self._lock:
             for hour, hour_sums in sums.items():
-                self._hours[(connection_id, hour)] = (expiry, hour_sums)
+                # late events mostly land in the last hours: re-sum those more often
+                recent = hour >= now - dt.timedelta(hours=RECENT_HOURS)
+                ttl = HOUR_TTL_S if recent else OLD_HOUR_TTL_S
+                self._hours[(connection_id, hour)] = (clock + ttl, hour_sums)
             for key in [k for k in self._hours if k[0] == connection_id and k[1] < oldest]:
                 del self._hours[key]  # slid out of the window
 
@@ -126,7 +132,7 @@ def _closed_hours(conn: psycopg.Connection, connection_id: str, first: dt.dateti
             key = utc(at)
             if key in fresh:
                 fresh[key][(name or "", outcome)] += int(count)
-        HOURS.put(connection_id, fresh, first)
+        HOURS.put(connection_id, fresh, first, end)
         cached.update(fresh)
     total: Sums = Counter()
     for sums in cached.values():
