@@ -25,7 +25,8 @@ CREATE TABLE events (
     queue         text,
     ts            timestamptz NOT NULL,  -- source timestamp
     ingested_at   timestamptz NOT NULL DEFAULT now(),
-    payload       jsonb       NOT NULL,
+    payload       json        NOT NULL,  -- the unified event as sent: SQL reads it (->>) and
+                                         -- json keeps it verbatim, cheaper to write than jsonb
     -- a connection's log in position order (followers, SSE resume, replay)
     PRIMARY KEY (connection_id, position, day),
     UNIQUE (connection_id, day, dedup_key)

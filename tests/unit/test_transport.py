@@ -166,7 +166,7 @@ def test_timeouts_are_retried(server: CaptureServer) -> None:
     assert len(server.requests) >= 2 and job_ids(server) == ["job-1"]
 
 
-def test_connection_refused_then_drop_report(caplog: pytest.LogCaptureFixture) -> None:
+def test_connection_refused_keeps_events_buffered() -> None:
     t = make(closed_port_url(), max_backoff=0.1)
     t.start()
     t.submit(ev(1))

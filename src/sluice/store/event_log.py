@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 import psycopg
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Json
 
 from sluice.domain.events import EVENT_DECODER, EVENT_ENCODER, Event, Rejection
 from sluice.projections.project import project_batch
@@ -76,7 +76,7 @@ def _not_stored(conn: psycopg.Connection, connection_id: str, rows: list[_Row]) 
 
 
 _EVENT_TYPES = ["uuid", "date", "int8", "int8", "text", "text", "text", "text", "text",
-                "timestamptz", "jsonb"]
+                "timestamptz", "json"]
 
 
 def _insert(conn: psycopg.Connection, connection_id: str, rows: list[_Row]) -> int:
@@ -90,7 +90,7 @@ def _insert(conn: psycopg.Connection, connection_id: str, rows: list[_Row]) -> i
         for offset, r in enumerate(rows):
             e = r.event
             copy.write_row((cid, r.ts.date(), first[0] + offset, batch[0], e.dedup_key, e.kind,
-                            e.job_id, e.hostname, e.queue, r.ts, Jsonb(r.payload, _raw)))
+                            e.job_id, e.hostname, e.queue, r.ts, Json(r.payload, _raw)))
     return int(first[0]) + len(rows) - 1
 
 
