@@ -87,6 +87,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         queue_interval=args.queue_interval,
         queues=args.queue or (),
+        workers=args.workers,
+        metrics_host=args.metrics_host,
     )
     return 0
 
@@ -113,8 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="serve the agent's own counters (Prometheus text) on this port")
     p.add_argument("--queue-interval", type=float, default=5.0,
                    help="seconds between queue depth samples")
+    p.add_argument("--metrics-host", default="0.0.0.0", help="address of --metrics-port")
     p.add_argument("--queue", action="append",
                    help="a queue to sample even before Celery binds it (repeatable)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes that decode and send events (default: one per core, <= 4)")
     p.set_defaults(func=cmd_agent)
     p = sub.add_parser("demo", help="embedded stack + real Celery workers + live dashboard")
     p.add_argument("--port", type=int, default=8000)

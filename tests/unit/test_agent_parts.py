@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import fnmatch
-import json
 import logging
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from sluice.agent.backoff import Backoff
-from sluice.agent.envelope import decode_envelope
-from sluice.agent.forward import ParallelForwarder
 from sluice.agent.health import Health, serve_metrics
 from sluice.agent.queues import is_work_queue, queue_of_member, sampled_event
 from sluice.agent.rabbitmq_reader import KnownQueues
@@ -21,11 +17,9 @@ from sluice.agent.redis_conn import describe, redis_url
 from sluice.agent.redis_reader import event_patterns
 from sluice.agent.resp import ParseError, ServerError, parse_frames
 from sluice.agent.run import broker_kind
-from sluice.domain.celery import normalize
 from sluice.domain.dedup import dedup_key
 from sluice.domain.events import QUEUE_SAMPLED
 from tests.conftest import FIXTURES
-from tests.unit.test_agent_envelope import ListSink
 
 
 def _bulk(*items: bytes) -> bytes:
@@ -139,50 +133,6 @@ def test_health_counters_prometheus_text_and_http_endpoint(
     assert "events_in=10" in caplog.text and "sent=7" in caplog.text
 
 
-def test_parallel_forwarder_keeps_order_and_counts_bad_input() -> None:
-    lines = (FIXTURES / "celery-5.7-redis-pubsub.jsonl").read_text().splitlines()
-    payloads = [json.loads(line)["data"].encode() for line in lines]
-    sink, health = ListSink(), Health()
-    forward = ParallelForwarder(sink, health, "conn", workers=1)
-    try:
-        for data in payloads * 3 + [b"garbage"]:
-            forward.envelope(data)
-        forward.flush()
-    finally:
-        forward.close()
-    expected = [normalize(e, "conn") for p in payloads for e in decode_envelope(p)] * 3
-    assert sink.events == expected
-    assert health.events_in == len(expected) and health.undecodable == 1
-
-
 def test_fixture_paths_exist() -> None:
     assert Path(FIXTURES / "celery-5.7-events.jsonl").exists()
 
-
-def test_parallel_forwarder_survives_a_killed_worker() -> None:
-    lines = (FIXTURES / "celery-5.7-redis-pubsub.jsonl").read_text().splitlines()
-    payloads = [json.loads(line)["data"].encode() for line in lines]
-    per_round = sum(len(decode_envelope(p)) for p in payloads)
-    sink, health = ListSink(), Health()
-    forward = ParallelForwarder(sink, health, "conn", workers=1)
-    try:
-        for data in payloads:
-            forward.envelope(data)
-        forward.flush()
-        deadline = time.monotonic() + 30
-        while len(sink.events) < per_round and time.monotonic() < deadline:
-            time.sleep(0.05)
-        for proc in list(forward.pool._processes.values()):  # an OOM kill, say
-            proc.kill()
-            proc.join(5)
-        for _ in range(2):
-            for data in payloads:
-                forward.envelope(data)
-            forward.flush()
-            time.sleep(0.5)
-    finally:
-        forward.close()
-    # The batch in flight when the worker died may be lost (and counted); later ones arrive.
-    lost = health.undecodable_by_kind.get("batch lost in a worker", 0)
-    assert lost <= 1
-    assert len(sink.events) == (3 - lost) * per_round

@@ -1,23 +1,26 @@
 """Broker messages -> Celery event dicts -> unified events -> the sink. Shared by readers.
 
 `Forwarder` does the work on the reader's thread. `ParallelForwarder` hands batches of raw
-messages to worker processes: normalizing costs ~25 us an event, so one interpreter
-(GIL) caps the agent near 30,000 events/s; the reader and the transport keep the main
-process busy enough without it.
+messages to worker processes that convert and send them: normalizing (~25 us an event)
+and sending would otherwise share one interpreter's GIL with the reader.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.util
+import os
 import queue
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Final
 
 from sluice.domain.celery import normalize
-from sluice.domain.events import EVENT_ENCODER, EVENT_LIST_DECODER, Event, Rejection
+from sluice.domain.events import Event, Rejection
+from sluice.transport import Transport
 
 from .envelope import Undecodable, decode_envelope
 from .health import Health
@@ -27,6 +30,7 @@ log = logging.getLogger("sluice.agent")
 
 BATCH_MESSAGES: Final = 256
 MAX_INFLIGHT: Final = 64  # batches; beyond this the reader waits and Redis buffers
+STATS_REFRESH_S: Final = 2.0
 
 Bad = list[tuple[str, str]]  # (kind, detail) of each undecodable message or event
 
@@ -59,12 +63,6 @@ def convert_envelopes(payloads: list[bytes], connection_id: str | None
             continue
         seen += convert(raws, connection_id, events, bad)
     return events, seen, bad
-
-
-def _work(payloads: list[bytes], connection_id: str | None) -> tuple[bytes, int, Bad]:
-    """In a worker process: events go back msgspec-encoded (cheaper than pickling)."""
-    events, seen, bad = convert_envelopes(payloads, connection_id)
-    return EVENT_ENCODER.encode(events), seen, bad
 
 
 class Forwarder:
@@ -106,19 +104,86 @@ class Forwarder:
         pass
 
 
+@dataclass(frozen=True)
+class TransportSpec:
+    """How a worker process builds its own Transport (a Transport cannot cross processes)."""
+
+    endpoint: str
+    api_key: str
+    connection_id: str
+    max_buffer: int = 10_000
+    batch_size: int = 500
+
+
+_WORKER_SINK: Transport | None = None  # the worker process's own
+
+
+def _init_worker(spec: TransportSpec) -> None:
+    global _WORKER_SINK
+    transport = Transport(spec.endpoint, spec.api_key, spec.connection_id,
+                          max_buffer=spec.max_buffer, batch_size=spec.batch_size)
+    transport.start()
+    # Runs when the pool shuts the worker down: what it still buffers is sent first.
+    multiprocessing.util.Finalize(transport, transport.close, args=(5.0,), exitpriority=10)
+    _WORKER_SINK = transport
+
+
+WorkResult = tuple[int, Bad, float | None, int, dict[str, int]]
+
+
+def _work_and_send(payloads: list[bytes], connection_id: str | None) -> WorkResult:
+    """In a worker: convert and send. Only counts go back to the main process."""
+    events, seen, bad = convert_envelopes(payloads, connection_id)
+    sink = _WORKER_SINK
+    if sink is None:
+        raise RuntimeError("worker started without its transport")
+    submit = sink.submit
+    for event in events:
+        submit(event)
+    last = events[-1].timestamp if events else None
+    return seen, bad, last, os.getpid(), sink.stats()
+
+
+def _worker_stats(flush: bool = False) -> tuple[int, dict[str, int]]:
+    if _WORKER_SINK is None:
+        return os.getpid(), {}
+    if flush:
+        _WORKER_SINK.flush(5.0)
+    return os.getpid(), _WORKER_SINK.stats()
+
+
+class TransportStats:
+    """The transport counters of the whole agent: its own Transport (queue samples) plus
+    the latest report of each worker's."""
+
+    def __init__(self, own: Callable[[], dict[str, int]]) -> None:
+        self.own = own
+        self.workers: dict[int, dict[str, int]] = {}
+
+    def __call__(self) -> dict[str, int]:
+        total = dict(self.own())
+        for stats in list(self.workers.values()):
+            for key, value in stats.items():
+                total[key] = total.get(key, 0) + value
+        return total
+
+
 class ParallelForwarder(Forwarder):
-    """Batches raw payloads to a process pool; a collector thread submits the results in
-    arrival order."""
+    """Batches raw payloads to worker processes, each of which converts them and sends with
+    a Transport of its own: the main process only reads the socket. A collector thread
+    gathers the counts. Arrival order at the API is not kept across workers (the job fold
+    does not depend on it)."""
 
     def __init__(self, sink: Sink, health: Health, connection_id: str | None,
-                 workers: int) -> None:
+                 workers: int, spec: TransportSpec, stats: TransportStats) -> None:
         super().__init__(sink, health, connection_id)
         self.workers = workers
+        self.spec = spec
+        self.stats = stats
         self.pool = self._new_pool()
         self.batch: list[bytes] = []
         self.pool_failed = False
-        self.inflight: queue.Queue[Future[tuple[bytes, int, Bad]] | None] = queue.Queue(
-            MAX_INFLIGHT)
+        self.inflight: queue.Queue[Future[WorkResult] | None] = queue.Queue(MAX_INFLIGHT)
         self.collector = threading.Thread(target=self._collect, name="sluice-agent-collect",
                                           daemon=True)
         self.collector.start()
@@ -132,47 +197,71 @@ class ParallelForwarder(Forwarder):
         if not self.batch:
             return
         batch, self.batch = self.batch, []
-        future: Future[tuple[bytes, int, Bad]] | None = None
         if not self.pool_failed:
             try:
-                future = self._submit(batch)
+                self.inflight.put(self._submit(batch))  # blocks at MAX_INFLIGHT pending
+                return
             except Exception as exc:  # not even a fresh pool works: convert here from now on
                 log.warning("agent worker pool unavailable (%s); converting in-thread", exc)
                 self.pool_failed = True
-        if future is None:
-            future = Future()
-            future.set_result(_work(batch, self.connection_id))
-        self.inflight.put(future)  # blocks when MAX_INFLIGHT batches are pending
+        events, seen, bad = convert_envelopes(batch, self.connection_id)
+        self.health.events_in += seen
+        self.deliver(events, bad)
 
-    def _submit(self, batch: list[bytes]) -> Future[tuple[bytes, int, Bad]]:
+    def _submit(self, batch: list[bytes]) -> Future[WorkResult]:
         try:
-            return self.pool.submit(_work, batch, self.connection_id)
+            return self.pool.submit(_work_and_send, batch, self.connection_id)
         except Exception as exc:  # e.g. a worker was OOM-killed: the pool is broken
             log.warning("agent worker pool failed (%s); restarting it", exc)
             self.pool.shutdown(wait=False, cancel_futures=True)
+            self.stats.workers.clear()
             self.pool = self._new_pool()
-            return self.pool.submit(_work, batch, self.connection_id)
+            return self.pool.submit(_work_and_send, batch, self.connection_id)
 
     def _new_pool(self) -> ProcessPoolExecutor:
         # spawn, not fork: the agent has threads (and locks) a forked child would inherit.
-        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_init_worker, initargs=(self.spec,))
+
+    def _refresh_stats(self, flush: bool = False) -> None:
+        """Ask the workers for their transport counters (sent, dropped), which otherwise
+        are only as fresh as the last batch: when idle, and (flushing) before shutdown."""
+        try:
+            probes = [self.pool.submit(_worker_stats, flush) for _ in range(self.workers)]
+            for probe in probes:
+                pid, stats = probe.result(timeout=10)
+                self.stats.workers[pid] = stats
+        except Exception:  # a broken pool is dealt with on the next batch
+            log.debug("worker stats probe failed", exc_info=True)
 
     def _collect(self) -> None:
+        health = self.health
         while True:
-            future = self.inflight.get()
+            try:
+                future = self.inflight.get(timeout=STATS_REFRESH_S)
+            except queue.Empty:
+                if not self.pool_failed:
+                    self._refresh_stats()
+                continue
             if future is None:
                 return
             try:
-                encoded, seen, bad = future.result()
+                seen, bad, last, pid, stats = future.result()
             except Exception as exc:
                 log.warning("agent worker lost a batch: %s", exc)
-                self.health.count_undecodable("batch lost in a worker", str(exc))
+                health.count_undecodable("batch lost in a worker", str(exc))
                 continue
-            self.health.events_in += seen
-            self.deliver(EVENT_LIST_DECODER.decode(encoded), bad)
+            health.events_in += seen
+            for kind, detail in bad:
+                health.count_undecodable(kind, detail)
+            if last is not None:
+                health.observe(last)
+            self.stats.workers[pid] = stats
 
     def close(self) -> None:
         self.flush()
         self.inflight.put(None)
-        self.collector.join(10)
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.collector.join(30)
+        if not self.pool_failed:
+            self._refresh_stats(flush=True)
+        self.pool.shutdown(wait=True)  # each worker closes its Transport as it exits

@@ -27,6 +27,7 @@ SEP: Final = "\x06\x16"  # kombu's separator in binding members and priority lis
 # (0 is the bare list), so all of 1..9 are read: an absent list has LLEN 0.
 PRIORITIES: Final = range(1, 10)
 EVENT_EXCHANGE: Final = "celeryev"
+DISCOVER_MAX_S: Final = 30.0  # a new queue shows up within this long (or 6 intervals)
 
 
 def is_work_queue(name: str) -> bool:
@@ -83,7 +84,8 @@ def sampled_event(queue: str, depth: int, host: str, timestamp: float,
 
 
 class RedisQueueSampler:
-    """Every `interval` seconds: rediscover queues (new ones need no restart), sample them."""
+    """Every `interval` seconds: sample the queues' depths; rediscover the queues every 6
+    intervals (30 s at most), so new ones appear without a restart."""
 
     def __init__(self, broker_url: str, sink: Sink, health: Health, stop: threading.Event,
                  connection_id: str | None, interval: float = 5.0,
@@ -96,9 +98,16 @@ class RedisQueueSampler:
         self.interval = interval
         self.backoff = backoff or Backoff()
         self.host = socket.gethostname()
+        self.queues: list[str] = []
+        self.discover_at = 0.0
 
     def sample_once(self, client: redis.Redis) -> dict[str, int]:
-        depths = queue_depths(client, discover_queues(client))
+        # SCAN walks the whole keyspace (results, locks...): rediscover every few samples,
+        # not every one, to keep the load on the broker small. LLEN is cheap every time.
+        if time.monotonic() >= self.discover_at:
+            self.queues = discover_queues(client)
+            self.discover_at = time.monotonic() + min(DISCOVER_MAX_S, 6 * self.interval)
+        depths = queue_depths(client, self.queues)
         now = time.time()
         for queue, depth in depths.items():
             self.sink.submit(sampled_event(queue, depth, self.host, now, self.connection_id))
@@ -122,6 +131,7 @@ class RedisQueueSampler:
                 if client is not None:
                     client.close()
                 client = None
+                self.discover_at = 0.0  # a restarted broker may hold other queues
                 wait = self.backoff.next_delay()
                 self.health.count_reconnect()
                 log.warning("redis queues %s: %s: %s; reconnect attempt %d in %.1fs", where,

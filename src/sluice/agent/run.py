@@ -11,7 +11,7 @@ from types import FrameType
 from typing import Final
 
 from .backoff import Backoff
-from .forward import Forwarder, ParallelForwarder
+from .forward import Forwarder, ParallelForwarder, TransportSpec, TransportStats
 from .health import Health, serve_metrics
 from .queues import RedisQueueSampler
 from .rabbitmq_reader import KnownQueues, RabbitEventReader, RabbitQueueSampler
@@ -42,17 +42,21 @@ class Agent:
     def __init__(self, broker_url: str, sink: Sink, connection_id: str | None, *,
                  queue_interval: float = 5.0, stop: threading.Event | None = None,
                  queues: Sequence[str] = (), max_backoff: float = 30.0,
-                 workers: int | None = None, health: Health | None = None) -> None:
+                 workers: int | None = None, transport_spec: TransportSpec | None = None
+                 ) -> None:
         self.kind = broker_kind(broker_url)
         self.stop = stop or threading.Event()
-        self.health = health or Health(sink.stats)
+        self.stats = TransportStats(sink.stats)
+        self.health = Health(self.stats)
         if workers is None:
             workers = default_workers()
-        # Worker processes on Redis only: there the raw reader batches messages for them;
-        # on AMQP kombu hands over one decoded message at a time, on the reader's thread.
+        # Worker processes (each with its own Transport, built from `transport_spec`) on
+        # Redis only: there the raw reader batches messages for them; on AMQP kombu hands
+        # over one decoded message at a time, on the reader's thread.
         forward = Forwarder(sink, self.health, connection_id)
-        if workers > 0 and self.kind == "redis":
-            forward = ParallelForwarder(sink, self.health, connection_id, workers)
+        if workers > 0 and self.kind == "redis" and transport_spec is not None:
+            forward = ParallelForwarder(sink, self.health, connection_id, workers,
+                                        transport_spec, self.stats)
         self.forward = forward
         self.reader: RedisEventReader | RabbitEventReader
         self.sampler: RedisQueueSampler | RabbitQueueSampler
@@ -123,17 +127,21 @@ def run_agent(
     broker_kind(broker_url)  # fail fast on a URL we cannot read, before any thread starts
     # A larger buffer than the SDK's: the agent is a dedicated process, and at 20,000
     # events/s the default 10,000 would overflow within a one-second API hiccup.
+    spec = TransportSpec(endpoint, api_key, connection_id, max_buffer=AGENT_MAX_BUFFER,
+                         batch_size=AGENT_BATCH_SIZE)
     transport = Transport(endpoint, api_key, connection_id, max_buffer=AGENT_MAX_BUFFER,
                           batch_size=AGENT_BATCH_SIZE)
-    health = Health(transport.stats)
-    # Bound before anything starts: a busy port fails here, leaving nothing running.
-    server = serve_metrics(health, metrics_port, metrics_host) \
-        if metrics_port is not None else None
     stop = stop_event or threading.Event()
+    agent = Agent(broker_url, transport, connection_id, queue_interval=queue_interval,
+                  stop=stop, queues=queues, workers=workers, transport_spec=spec)
+    try:  # a busy metrics port is a configuration error: fail before collecting
+        server = serve_metrics(agent.health, metrics_port, metrics_host) \
+            if metrics_port is not None else None
+    except OSError:
+        agent.forward.close()
+        raise
     restore = _install_signal_handlers(stop) if stop_event is None else None
     transport.start()
-    agent = Agent(broker_url, transport, connection_id, queue_interval=queue_interval,
-                  stop=stop, queues=queues, workers=workers, health=health)
     log.info("sluice agent: %s broker %s -> %s (connection %s)%s", agent.kind,
              describe(broker_url), endpoint, connection_id,
              f", metrics on :{server.server_address[1]}" if server else "")
