@@ -1,5 +1,8 @@
 """Append + project synthetic Celery traffic in batches of 500; compare with Flower's fold.
 
+Events are batched per source (the producer's task-sent, each worker's own events), as the
+SDK and the agent send them, and appended by 2 processes at once, as by 2 API processes.
+
 Run from the repo root: `python bench/log_ingest.py` (embedded PostgreSQL, or the server at
 SLUICE_DATABASE_URL: a fresh database is created on it and dropped after).
 Env: SLUICE_BENCH_TASKS (default 20000 tasks, about 85,000 events).
@@ -67,13 +70,29 @@ def _appender(url: str, cid: str, batches: list[list[dict]], start: float) -> in
     return stored
 
 
+def source_batches(stream: list[dict]) -> list[list[dict]]:
+    """Batches as senders make them: each source (the producer, each worker's SDK) batches
+    its own events in order; the batches of all sources then arrive interleaved."""
+    by_source: dict[str, list[dict]] = {}
+    for raw in stream:
+        source = "producer" if raw["type"] == "task-sent" else raw["hostname"]
+        by_source.setdefault(source, []).append(raw)
+    per_source = [[events[i : i + BATCH] for i in range(0, len(events), BATCH)]
+                  for events in by_source.values()]
+    interleaved = []
+    for k in range(max(len(b) for b in per_source)):
+        interleaved.extend(b[k] for b in per_source if k < len(b))
+    return interleaved
+
+
 def sluice_rate(url: str, stream: list[dict]) -> float:
     with psycopg.connect(url, autocommit=True) as conn:
         migrate(conn)
         partitions.ensure_window(conn)
         cid = connections.create_connection(conn, "bench")
-    batches = [stream[i : i + BATCH] for i in range(0, len(stream), BATCH)]
-    # Batch i goes to appender i % N, so the events of one job are appended concurrently.
+    batches = source_batches(stream)
+    # Batch i goes to appender i % N: batches of the producer and of the workers that share
+    # jobs are appended concurrently, as by several API processes.
     shares = [batches[k::APPENDERS] for k in range(APPENDERS)]
     start = time.time() + 1.0
     with ProcessPoolExecutor(APPENDERS, mp_context=mp.get_context("spawn")) as pool:
