@@ -128,8 +128,17 @@ def produce(stop: threading.Event, rate: float) -> Iterator[str]:
         stop.wait(random.expovariate(rate))
 
 
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM ends the demo like Ctrl-C does, so its children are stopped, not orphaned."""
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def run_demo(port: int = 8000, duration: float | None = None, rate: float = 4.0,
              workers: int = 2) -> int:
+    _interrupt_on_sigterm()
     home = data_dir() / "demo"
     home.mkdir(parents=True, exist_ok=True)
     print(f"sluice demo: data in {home}", flush=True)
@@ -173,11 +182,14 @@ def run_demo(port: int = 8000, duration: float | None = None, rate: float = 4.0,
     except KeyboardInterrupt:
         return 0
     finally:
+        # a second Ctrl-C or SIGTERM must not cut the cleanup short and orphan the children
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stop.set()
         with contextlib.suppress(Exception):
-            import sluice
+            from sluice.sdk import runtime
 
-            sluice.flush(5.0)  # this process's task-sent events, before the API stops
+            runtime.flush(5.0)  # this process's task-sent events, before the API stops
         children.stop()
         redis_server.shutdown()
         shutil.rmtree(Path(redis_server.redis_dir), ignore_errors=True)
