@@ -24,6 +24,7 @@ from psycopg_pool import ConnectionPool
 
 from sluice.domain.events import KINDS, Event, Rejection
 from sluice.store import quotas
+from sluice.store.event_log import RejectedItem
 
 from .auth import Principal, requires
 from .body import MAX_EVENTS, MAX_WIRE_BYTES, body_format, decode_batch, is_gzip, read_body
@@ -32,16 +33,10 @@ from .errors import ApiError, ErrorBody
 from .logs import note
 
 
-class RejectedOut(msgspec.Struct, omit_defaults=True):
-    index: int
-    reason: str
-    field: str | None = None
-
-
 class IngestAnswer(msgspec.Struct):
     accepted: int
     duplicates: int
-    rejected: list[RejectedOut]
+    rejected: list[RejectedItem]
 
 
 def _store(pool: ConnectionPool, connection_id: str, items: list[Event | Rejection]) -> (
@@ -155,7 +150,7 @@ async def ingest(
     answer = IngestAnswer(
         accepted=result.accepted,
         duplicates=result.duplicates,
-        rejected=[RejectedOut(r.index, r.reason, r.field) for r in result.rejected],
+        rejected=result.rejected,
     )
     return Response(answer, status_code=202)
 

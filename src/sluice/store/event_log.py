@@ -21,7 +21,9 @@ from .sqlfiles import queries
 Q = queries(__file__)
 
 
-class RejectedItem(msgspec.Struct, frozen=True):
+class RejectedItem(msgspec.Struct, frozen=True, omit_defaults=True):
+    """An event of a batch that was not stored: its index in the batch and why."""
+
     index: int
     reason: str
     field: str | None = None
