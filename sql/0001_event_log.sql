@@ -92,7 +92,10 @@ CREATE TABLE workers (
     last_event_at   timestamptz NOT NULL,
     last_event_clock bigint NOT NULL,
     last_event_key  text NOT NULL,
-    last_heartbeat  timestamptz,
+    last_heartbeat  timestamptz,           -- the worker's own clock
+    -- when Sluice received the worker's latest event: liveness is judged on it, as Celery's
+    -- own State does (local_received), so a worker with a skewed clock is not "lost"
+    last_received_at timestamptz,
     freq            double precision,
     active          integer,
     processed       bigint,

@@ -6,6 +6,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from sluice.store.reads.workers import status
 from tests.integration.reads_support import client, ev, fixture_events, ingest, job, tenant
 
@@ -33,12 +35,20 @@ def test_worker_status_online_offline_lost(fresh_db_url: str) -> None:
             _worker("gone@h", now - 19, "worker.offline"),
             *job("j1", now - 30, worker="fresh@h", queue="q1"),
             *job("j2", now - 20, worker="fresh@h", queue="q2"),
+            # its clock runs 90 s behind ours, but Sluice heard from it just now: alive
+            _worker("skewed@h", now - 90),
         ])
+        # liveness is judged on when Sluice received the last heartbeat (as Celery's State
+        # does): make it 10 s ago for the killed worker, as if its heartbeats then stopped
+        with psycopg.connect(fresh_db_url, autocommit=True) as db:
+            db.execute("UPDATE workers SET last_received_at = now() - interval '10 seconds' "
+                       "WHERE hostname = 'killed@h'")
         r = c.get("/api/workers", headers=h)
         assert r.status_code == 200
         by = {w["hostname"]: w for w in r.json()["items"]}
         assert {k: w["status"] for k, w in by.items()} == {
-            "fresh@h": "online", "killed@h": "lost", "slow@h": "online", "gone@h": "offline"}
+            "fresh@h": "online", "killed@h": "lost", "slow@h": "online", "gone@h": "offline",
+            "skewed@h": "online"}
         fresh = by["fresh@h"]
         assert 0 <= fresh["heartbeat_age"] < 30
         assert fresh["active"] == 1 and fresh["processed"] == 10

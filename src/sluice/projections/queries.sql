@@ -60,11 +60,11 @@ WHERE connection_id = %(connection_id)s AND minute = ANY(%(minutes)s::timestampt
 -- row is the same whatever order the events arrive in; first seen / last heartbeat follow.
 INSERT INTO workers AS w (connection_id, hostname, status, first_seen_at, last_event_at,
                           last_event_clock, last_event_key, last_heartbeat, freq, active,
-                          processed, loadavg, sw_ident, sw_ver, sw_sys, pid)
+                          processed, loadavg, sw_ident, sw_ver, sw_sys, pid, last_received_at)
 SELECT %(connection_id)s, u.hostname, u.status, to_timestamp(u.first_seen_at),
        to_timestamp(u.last_event_at), u.clock, u.dedup_key, to_timestamp(u.last_heartbeat),
        u.freq, u.active, u.processed, u.loadavg::float8[], u.sw_ident, u.sw_ver, u.sw_sys,
-       u.pid
+       u.pid, coalesce(%(received_at)s::timestamptz, now())
 FROM unnest(%(hostname)b::text[], %(status)b::text[], %(first_seen_at)b::float8[],
             %(last_event_at)b::float8[], %(clock)b::bigint[], %(dedup_key)b::text[],
             %(last_heartbeat)b::float8[], %(freq)b::float8[], %(active)b::int[],
@@ -77,7 +77,7 @@ ON CONFLICT (connection_id, hostname) DO UPDATE SET
     last_event_clock = EXCLUDED.last_event_clock, last_event_key = EXCLUDED.last_event_key,
     freq = EXCLUDED.freq, active = EXCLUDED.active, processed = EXCLUDED.processed,
     loadavg = EXCLUDED.loadavg, sw_ident = EXCLUDED.sw_ident, sw_ver = EXCLUDED.sw_ver,
-    sw_sys = EXCLUDED.sw_sys, pid = EXCLUDED.pid
+    sw_sys = EXCLUDED.sw_sys, pid = EXCLUDED.pid, last_received_at = EXCLUDED.last_received_at
 WHERE (EXCLUDED.last_event_at, EXCLUDED.last_event_clock, EXCLUDED.last_event_key)
     > (w.last_event_at, w.last_event_clock, w.last_event_key)
 

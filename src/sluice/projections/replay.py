@@ -6,6 +6,7 @@ projector sees exactly the sequence of batches it saw live and yields the same t
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,26 +34,30 @@ class ReplayStats(msgspec.Struct):
         return self.events / self.seconds if self.seconds > 0 else 0.0
 
 
-Batch = tuple[str, list[Event], int]  # connection, events, last position
+class Batch(msgspec.Struct):
+    """One original append: its connection, events and when it was received."""
+
+    connection_id: str
+    events: list[Event]
+    received_at: dt.datetime
 
 
 def _batches(conn: psycopg.Connection, connection_id: str) -> Iterator[Batch]:
-    current: tuple[int, str] | None = None
-    events: list[Event] = []
-    last = 0
+    current: Batch | None = None
+    last_batch = None
     with conn.cursor(name="sluice_replay") as cur:
         cur.itersize = 5000
         cur.execute(Q["stream_log"], {"connection_id": connection_id})
-        for batch, position, connection_id, payload in cur:
-            key = (batch, connection_id)
-            if key != current and current is not None:
-                yield current[1], events, last
-                events = []
-            current = key
-            events.append(EVENT_DECODER.decode(payload))
-            last = position
+        for batch, _position, cid, payload, ingested_at in cur:
+            if batch != last_batch:
+                if current is not None:
+                    yield current
+                current = Batch(cid, [], ingested_at)
+                last_batch = batch
+            assert current is not None
+            current.events.append(EVENT_DECODER.decode(payload))
     if current is not None:
-        yield current[1], events, last
+        yield current
 
 
 def replay(conn: psycopg.Connection, progress: Callable[[int, int], None] | None = None
@@ -68,9 +73,9 @@ def replay(conn: psycopg.Connection, progress: Callable[[int, int], None] | None
         connections = [row[0] for row in conn.execute(Q["connections"]).fetchall()]
         for connection in connections:
             # a server-side cursor streams the log while the same session writes the models
-            for connection_id, events, _last in _batches(conn, connection):
-                project_batch(conn, connection_id, events)
-                done += len(events)
+            for batch in _batches(conn, connection):
+                project_batch(conn, batch.connection_id, batch.events, batch.received_at)
+                done += len(batch.events)
                 batches += 1
                 if progress is not None:
                     progress(done, total)

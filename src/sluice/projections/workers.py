@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -19,8 +20,9 @@ def _order(e: Event) -> tuple[float, int, str]:
     return (e.timestamp, e.clock or 0, e.dedup_key)
 
 
-def project_workers(conn: psycopg.Connection, connection_id: str, events: Sequence[Event]
-                    ) -> None:
+def project_workers(conn: psycopg.Connection, connection_id: str, events: Sequence[Event],
+                    received_at: dt.datetime | None = None) -> None:
+    """received_at: when the events reached Sluice (None: now, i.e. this transaction)."""
     by_host: dict[str, list[Event]] = defaultdict(list)
     for e in events:
         by_host[e.hostname or ""].append(e)
@@ -42,7 +44,7 @@ def project_workers(conn: psycopg.Connection, connection_id: str, events: Sequen
         cols["loadavg"].append(
             None if loadavg is None else "{" + ",".join(repr(x) for x in loadavg) + "}"
         )
-    params = {"connection_id": connection_id, **cols}
+    params = {"connection_id": connection_id, "received_at": received_at, **cols}
     conn.execute(Q["upsert_workers"], params)
     conn.execute(
         Q["widen_workers"],

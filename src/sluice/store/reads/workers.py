@@ -32,7 +32,7 @@ class Worker(msgspec.Struct, kw_only=True):
     hostname: str
     status: str  # online | offline | lost
     last_heartbeat: dt.datetime | None
-    heartbeat_age: float | None  # seconds since the last heartbeat (source clock vs ours)
+    heartbeat_age: float | None  # seconds since Sluice last heard from it (its clock aside)
     heartbeat_expires: dt.datetime | None
     freq: float | None
     active: int | None
@@ -49,7 +49,8 @@ class Worker(msgspec.Struct, kw_only=True):
 def status(reported: str, last_heartbeat: dt.datetime | None, freq: float | None,
            now: dt.datetime) -> tuple[str, dt.datetime | None]:
     """(status, heartbeat expiry): `lost` when heartbeats stopped past Celery's expiry window
-    without a worker-offline (a SIGKILLed or partitioned worker)."""
+    without a worker-offline (a SIGKILLed or partitioned worker). `last_heartbeat` is when it
+    was received, as in Celery's State, so a worker whose clock is off is not misjudged."""
     if last_heartbeat is None:
         return ("offline" if reported == "offline" else "lost"), None
     expires = last_heartbeat + dt.timedelta(seconds=(freq or DEFAULT_FREQ) * EXPIRE_FACTOR)
@@ -60,12 +61,13 @@ def status(reported: str, last_heartbeat: dt.datetime | None, freq: float | None
 
 def _worker(row: dict[str, Any]) -> Worker:
     now, beat = row["now"], utc(row["last_heartbeat"])
-    state, expires = status(row["status"], beat, row["freq"], now)
+    heard = utc(row["last_received_at"]) if beat is not None else None
+    state, expires = status(row["status"], heard, row["freq"], now)
     return Worker(
         hostname=row["hostname"],
         status=state,
         last_heartbeat=beat,
-        heartbeat_age=None if beat is None else max(0.0, (now - beat).total_seconds()),
+        heartbeat_age=None if heard is None else max(0.0, (now - heard).total_seconds()),
         heartbeat_expires=expires,
         freq=row["freq"],
         active=row["active"],

@@ -1,7 +1,8 @@
 -- name: list_workers
 -- A worker row plus what its recent jobs tell: finishes in the last 5 minutes (tasks per
 -- minute) and the queues of its latest jobs (queues consumed).
-SELECT w.hostname, w.status, w.first_seen_at, w.last_event_at, w.last_heartbeat, w.freq,
+SELECT w.hostname, w.status, w.first_seen_at, w.last_event_at, w.last_heartbeat,
+       w.last_received_at, w.freq,
        w.active, w.processed, w.loadavg, w.sw_ident, w.sw_ver, w.sw_sys, w.pid, now() AS now,
        (SELECT count(*)
         FROM jobs j
