@@ -24,24 +24,21 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
-import warnings
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import psycopg
 import urllib3
-from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import traffic
 from log_ingest import flower_rate
+from scratch import scratch_database
 
 from sluice.domain.celery import normalize
 from sluice.domain.events import Event
 from sluice.store import connections, keys
-from sluice.store.db import embedded_url
 from sluice.store.migrations import migrate
 
 BATCH = 500
@@ -152,14 +149,18 @@ def main() -> None:
     print(f"{len(stream)} Celery events from {TASKS} tasks, batches of {BATCH}, "
           f"{CLIENTS} clients, {WORKERS} server processes", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="sluice-bench-http-"))
-    server_url = os.environ.get("SLUICE_DATABASE_URL")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        admin = server_url or embedded_url(tmp / "pg")
-    name = f"sluice_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = psycopg.conninfo.make_conninfo(admin, dbname=name)
+    try:
+        with scratch_database(tmp / "pg") as url:
+            ours, p50, p99, theirs = _measure(stream, url, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(json.dumps({"events_per_s": round(ours), "p50_ms": round(p50, 1),
+                      "p99_ms": round(p99, 1), "ratio_vs_flower": round(ours / theirs, 3)}))
+
+
+def _measure(stream: list[dict[str, Any]], url: str, tmp: Path
+             ) -> tuple[float, float, float, float]:
+    """(events/s over HTTP, batch p50 ms, batch p99 ms, Flower's events/s)."""
     proc = None
     try:
         with psycopg.connect(url, autocommit=True) as conn:
@@ -189,16 +190,11 @@ def main() -> None:
         theirs = (flower_before + flower_after) / 2
         print(f"  flower: {flower_after:,.0f} events/s; mean {theirs:,.0f} events/s "
               "(in memory, nothing durable)")
+        return ours, p50, p99, theirs
     finally:
         if proc is not None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(name)))
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(json.dumps({"events_per_s": round(ours), "p50_ms": round(p50, 1),
-                      "p99_ms": round(p99, 1), "ratio_vs_flower": round(ours / theirs, 3)}))
 
 
 if __name__ == "__main__":

@@ -17,20 +17,18 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import traffic
+from scratch import scratch_database
 
 from sluice.domain.celery import normalize
 from sluice.domain.events import Event
 from sluice.store import connections, event_log, partitions
-from sluice.store.db import embedded_url
 from sluice.store.migrations import migrate
 
 BATCH = 500
@@ -110,14 +108,7 @@ def main() -> None:
     n = int(os.environ.get("SLUICE_BENCH_TASKS", "20000"))
     stream = traffic.stream(n)
     print(f"{len(stream)} Celery events from {n} tasks (batches of {BATCH})", flush=True)
-    server = os.environ.get("SLUICE_DATABASE_URL")
-    tmp = tempfile.mkdtemp(prefix="sluice-bench-")
-    admin = server or embedded_url(Path(tmp) / "pg")
-    name = f"sluice_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = psycopg.conninfo.make_conninfo(admin, dbname=name)
-    try:
+    with scratch_database(Path(tempfile.mkdtemp(prefix="sluice-bench-")) / "pg") as url:
         print(f"durable append + projection into PostgreSQL, {APPENDERS} appenders ...",
               flush=True)
         ours = sluice_rate(url, stream)
@@ -125,10 +116,6 @@ def main() -> None:
         print("Flower's in-memory EventsState.event on the same events ...", flush=True)
         theirs = flower_rate(stream)
         print(f"  flower: {theirs:,.0f} events/s")
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(name)))
     print(json.dumps({"events_per_s": round(ours), "flower_events_per_s": round(theirs),
                       "ratio_vs_flower": round(ours / theirs, 3)}))
 

@@ -21,27 +21,24 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 
 import httpx
 import msgspec
 import psycopg
-from psycopg import sql
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from scratch import scratch_database
 
 from sluice.domain.events import Event
 from sluice.domain.validate import with_dedup_key
 from sluice.store import connections, keys
-from sluice.store.db import data_dir, embedded_url
+from sluice.store.db import data_dir
 from sluice.store.migrations import migrate
 
 RATE = int(os.environ.get("SLUICE_BENCH_RATE", "2000"))
 SECONDS = float(os.environ.get("SLUICE_BENCH_SECONDS", "20"))
 TICK_S = 0.05
 KINDS = ("job.sent", "job.received", "job.started", "job.succeeded")
-
-
-def _server_url() -> str:
-    return os.environ.get("SLUICE_DATABASE_URL") or embedded_url(data_dir() / "bench-pg")
 
 
 def _batch(n: int, seq: int) -> list[Event]:
@@ -84,11 +81,11 @@ def _start_server(url: str) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def main() -> None:
-    server = _server_url()
-    name = f"sluice_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = psycopg.conninfo.make_conninfo(server, dbname=name)
+    with scratch_database(data_dir() / "bench-pg") as url:
+        _measure(url)
+
+
+def _measure(url: str) -> None:
     proc = None
     try:
         with psycopg.connect(url, autocommit=True) as conn:
@@ -105,9 +102,6 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(name)))
 
 
 def run(base: str, headers: dict[str, str]) -> None:
