@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import random
+
+log = logging.getLogger("sluice.agent")
 
 
 class Backoff:
@@ -22,3 +25,14 @@ class Backoff:
 
     def reset(self) -> None:
         self.attempt = 0
+
+    def after_failure(self, exc: BaseException, what: str,
+                      expected: type[BaseException] | tuple[type[BaseException], ...]) -> float:
+        """Log a lost connection (with a traceback when it is not an `expected` broker error)
+        and return how long to wait before the next attempt."""
+        if not isinstance(exc, expected):
+            log.exception("%s: unexpected error", what)
+        delay = self.next_delay()
+        log.warning("%s: %s: %s; reconnect attempt %d in %.1fs", what, type(exc).__name__, exc,
+                    self.attempt, delay)
+        return delay

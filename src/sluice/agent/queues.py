@@ -126,16 +126,13 @@ class RedisQueueSampler:
                 self.backoff.reset()
                 wait = self.interval - (time.monotonic() - started)
             except Exception as exc:  # never exit: any failure is a reason to reconnect
-                if not isinstance(exc, redis.RedisError | OSError):
-                    log.exception("redis queues %s: unexpected error", where)
+                wait = self.backoff.after_failure(exc, f"redis queues {where}",
+                                                  (redis.RedisError, OSError))
                 if client is not None:
                     client.close()
                 client = None
                 self.discover_at = 0.0  # a restarted broker may hold other queues
-                wait = self.backoff.next_delay()
                 self.health.count_reconnect()
-                log.warning("redis queues %s: %s: %s; reconnect attempt %d in %.1fs", where,
-                            type(exc).__name__, exc, self.backoff.attempt, wait)
             self.stop.wait(max(wait, 0.0))
         if client is not None:
             client.close()

@@ -95,12 +95,9 @@ class RabbitEventReader:
                 self._session(conn, where)
             except Exception as exc:  # never exit: any failure is a reason to reconnect
                 self.connected.clear()
-                if not isinstance(exc, (*conn.connection_errors, *conn.channel_errors)):
-                    log.exception("amqp events %s: unexpected error", where)
-                delay = self.backoff.next_delay()
+                delay = self.backoff.after_failure(
+                    exc, f"amqp events {where}", (*conn.connection_errors, *conn.channel_errors))
                 self.health.count_reconnect()
-                log.warning("amqp events %s: %s: %s; reconnect attempt %d in %.1fs", where,
-                            type(exc).__name__, exc, self.backoff.attempt, delay)
                 self.stop.wait(delay)
             finally:
                 conn.release()
@@ -188,15 +185,11 @@ class RabbitQueueSampler:
                 self.backoff.reset()
                 wait = self.interval - (time.monotonic() - started)
             except Exception as exc:  # never exit: any failure is a reason to reconnect
-                if not isinstance(exc, self.errors):
-                    log.exception("amqp queues %s: unexpected error", where)
+                wait = self.backoff.after_failure(exc, f"amqp queues {where}", self.errors)
                 if conn is not None:
                     conn.release()
                 conn = None
-                wait = self.backoff.next_delay()
                 self.health.count_reconnect()
-                log.warning("amqp queues %s: %s: %s; reconnect attempt %d in %.1fs", where,
-                            type(exc).__name__, exc, self.backoff.attempt, wait)
             self.stop.wait(max(wait, 0.0))
         if conn is not None:
             conn.release()

@@ -51,12 +51,10 @@ class RedisEventReader:
                 self._session(where)
             except Exception as exc:  # never exit: any failure is a reason to reconnect
                 self.connected.clear()
-                if not isinstance(exc, redis.RedisError | OSError | ServerError | ParseError):
-                    log.exception("redis events %s: unexpected error", where)
-                delay = self.backoff.next_delay()
+                delay = self.backoff.after_failure(
+                    exc, f"redis events {where}",
+                    (redis.RedisError, OSError, ServerError, ParseError))
                 self.health.count_reconnect()
-                log.warning("redis events %s: %s: %s; reconnect attempt %d in %.1fs", where,
-                            type(exc).__name__, exc, self.backoff.attempt, delay)
                 self.stop.wait(delay)
         self.connected.clear()
 
