@@ -109,4 +109,3 @@ class Rejection(msgspec.Struct, frozen=True):
 
 EVENT_ENCODER: Final = msgspec.json.Encoder()
 EVENT_DECODER: Final = msgspec.json.Decoder(Event)
-EVENT_LIST_DECODER: Final = msgspec.json.Decoder(list[Event])

@@ -167,9 +167,8 @@ def _retries_before(events: list[Event], e: Event) -> int:
 
 def order(events: Iterable[Event]) -> list[tuple[int, Event]]:
     """The job's distinct events in fold order, each with its attempt number."""
-    unique = {e.dedup_key: e for e in events if e.kind in _PHASE}
-    items = sorted(unique.values(), key=lambda e: e.dedup_key)
-    attempts = _attempts(items)
+    items = list({e.dedup_key: e for e in events if e.kind in _PHASE}.values())
+    attempts = _attempts(items)  # order-independent: it only takes maxima and counts
     ranked = sorted(
         items,
         key=lambda e: (attempts[e.dedup_key], _PHASE[e.kind], e.timestamp, e.clock or 0,

@@ -9,8 +9,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from psycopg_pool import ConnectionPool
-
 log = logging.getLogger(__name__)
 _embedded: dict[Path, Any] = {}
 _lock = threading.Lock()
@@ -44,17 +42,3 @@ def embedded_url(directory: Path | None = None, *, delete_on_exit: bool = False)
 
 def database_url() -> str:
     return os.environ.get("SLUICE_DATABASE_URL") or embedded_url()
-
-
-def open_pool(url: str | None = None, *, min_size: int = 1, max_size: int = 8,
-              name: str = "sluice") -> ConnectionPool:
-    pool = ConnectionPool(
-        url or database_url(),
-        min_size=min_size,
-        max_size=max_size,
-        name=name,
-        open=False,
-        kwargs={"autocommit": True},
-    )
-    pool.open(wait=True, timeout=30)
-    return pool
