@@ -9,19 +9,17 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import msgspec
 import psycopg
 
 from sluice.domain.events import EVENT_DECODER, Event
+from sluice.store import event_log
 from sluice.store.sqlfiles import queries
 
 from .project import project_batch
 
 Q = queries(__file__, "replay.sql")
-LOG_QUERIES = queries(str(Path(__file__).parents[1] / "store" / "event_log.py"))
-LOG_LOCK = "lock_log"  # the appenders' lock: no appends while the models are rebuilt
 
 
 class ReplayStats(msgspec.Struct):
@@ -66,7 +64,7 @@ def replay(conn: psycopg.Connection, progress: Callable[[int, int], None] | None
     started = time.perf_counter()
     done = batches = 0
     with conn.transaction():
-        conn.execute(LOG_QUERIES[LOG_LOCK])
+        conn.execute(event_log.Q["lock_log"])  # the appenders' lock: no appends meanwhile
         total_row = conn.execute(Q["count_events"]).fetchone()
         total = int(total_row[0]) if total_row else 0
         conn.execute(Q["truncate_read_models"])
