@@ -1,4 +1,4 @@
-"""Jobs, their transitions and per-minute rollups, set-based over a batch.
+"""Jobs (with their state history) and per-minute rollups, set-based over a batch.
 
 Each touched job is re-folded from the set of its events: the copy its row keeps (`fold`,
 in fold order) plus the batch's new ones. That makes the row a function of the event set
@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 import psycopg
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Json, Jsonb
 
 from sluice.domain.events import Event
 from sluice.domain.fold import JobView, fold_ordered, order
@@ -32,7 +32,7 @@ Contribution = tuple[int, str, float | None, str, str]
 class _Folded(msgspec.Struct):
     view: JobView
     ordered: list[Event]
-    old_keys: list[str]
+    existed: bool  # the job has a row to replace
     old_outcomes: list[Contribution]
 
 
@@ -57,7 +57,7 @@ def _fold_all(conn: psycopg.Connection, connection_id: str, new: dict[str, list[
             continue
         folded.append(_Folded(view=fold_ordered(job_id, ranked),
                               ordered=[e for _, e in ranked],
-                              old_keys=[e.dedup_key for e in old_events],
+                              existed=job_id in old,
                               old_outcomes=old_outcomes))
     return folded
 
@@ -70,9 +70,7 @@ _TIMES = frozenset({"sent_at", "received_at", "started_at", "finished_at"})
 _JOB_TYPES = ["uuid", "text", "text", "text", "text", "text", "text", "int4", "text", "text",
               "text", "timestamptz", "timestamptz", "timestamptz", "timestamptz", "float8",
               "text", "text", "text", "text", "text", "text", "text", "bool", "timestamptz",
-              "timestamptz", "int4", "jsonb", "bytea"]
-_TRANSITION_TYPES = ["uuid", "text", "int4", "text", "timestamptz", "text", "text", "int4",
-                     "text"]
+              "timestamptz", "int4", "jsonb", "bytea", "json"]
 
 
 def _time(ts: float | None) -> dt.datetime | None:
@@ -84,7 +82,7 @@ def _raw_json(value: Any) -> str:
 
 
 def _write_jobs(conn: psycopg.Connection, connection_id: str, folded: list[_Folded]) -> None:
-    existing = [f.view.id for f in folded if f.old_keys]
+    existing = [f.view.id for f in folded if f.existed]
     if existing:
         conn.execute(Q["delete_jobs"], {"connection_id": connection_id, "job_ids": existing})
     cid = uuid.UUID(connection_id)
@@ -98,38 +96,8 @@ def _write_jobs(conn: psycopg.Connection, connection_id: str, folded: list[_Fold
                 _time(min(t.at for t in v.history)), _time(v.last_event_at), v.events,
                 Jsonb(_JSON.encode(_contributions(v)).decode(), _raw_json),
                 _PACK.encode(f.ordered),
+                Json(_JSON.encode(v.history).decode(), _raw_json),
             ))
-
-
-def _common_prefix(a: list[str], b: list[str]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
-def _update_transitions(conn: psycopg.Connection, connection_id: str, folded: list[_Folded]
-                        ) -> None:
-    """Rewrite each job's history from the first entry that changed (usually: append only)."""
-    stale: dict[str, list[Any]] = defaultdict(list)
-    rows: list[tuple[Any, ...]] = []
-    cid = uuid.UUID(connection_id)
-    for f in folded:
-        keep = _common_prefix(f.old_keys, [e.dedup_key for e in f.ordered])
-        if keep < len(f.old_keys):
-            stale["job_id"].append(f.view.id)
-            stale["from_seq"].append(keep)
-        rows.extend((cid, f.view.id, seq, t.state, _time(t.at), t.kind, t.hostname, t.attempt,
-                     t.dedup_key) for seq, t in enumerate(f.view.history[keep:], start=keep))
-    if stale:
-        conn.execute(Q["delete_transitions"], {"connection_id": connection_id, **stale})
-    if rows:
-        with conn.cursor().copy(Q["copy_transitions"]) as copy:
-            copy.set_types(_TRANSITION_TYPES)
-            for row in rows:
-                copy.write_row(row)
 
 
 def _apply_rollups(conn: psycopg.Connection, connection_id: str, folded: list[_Folded]) -> None:
@@ -176,5 +144,4 @@ def project_jobs(conn: psycopg.Connection, connection_id: str, events: Sequence[
     if not folded:
         return
     _write_jobs(conn, connection_id, folded)
-    _update_transitions(conn, connection_id, folded)
     _apply_rollups(conn, connection_id, folded)

@@ -26,16 +26,7 @@ WHERE connection_id = %(connection_id)s AND job_id = ANY(%(job_ids)b::text[])
 COPY jobs (connection_id, job_id, state, name, queue, routing_key, worker, retries, args,
            kwargs, result, sent_at, received_at, started_at, finished_at, runtime, exception,
            traceback, eta, expires, parent_id, root_id, group_id, rejected, first_seen_at,
-           last_event_at, events, outcomes, fold) FROM STDIN (FORMAT BINARY)
-
--- name: delete_transitions
-DELETE FROM job_transitions AS t
-USING unnest(%(job_id)b::text[], %(from_seq)b::int[]) AS u(job_id, from_seq)
-WHERE t.connection_id = %(connection_id)s AND t.job_id = u.job_id AND t.seq >= u.from_seq
-
--- name: copy_transitions
-COPY job_transitions (connection_id, job_id, seq, state, at, kind, hostname, attempt,
-                      dedup_key) FROM STDIN (FORMAT BINARY)
+           last_event_at, events, outcomes, fold, history) FROM STDIN (FORMAT BINARY)
 
 -- name: upsert_rollups
 INSERT INTO rollups_minute AS r (connection_id, minute, name, queue, outcome, count,

@@ -1,5 +1,5 @@
 -- name: truncate_read_models
-TRUNCATE jobs, job_transitions, workers, queues, queue_samples, rollups_minute
+TRUNCATE jobs, workers, queues, queue_samples, rollups_minute
 
 -- name: count_events
 SELECT count(*) FROM events

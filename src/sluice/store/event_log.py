@@ -119,7 +119,8 @@ def append(
     same transaction, and notify followers. Events already in the log count as duplicates.
 
     Projection runs before the log lock (under per-job locks), so concurrent appends overlap
-    everywhere but the insert; projecting an event twice is harmless (the folds are joins).
+    everywhere but the insert; projecting an event twice is harmless (the folds are joins),
+    so duplicates are found by the insert's unique key, not probed for beforehand.
     """
     rejected = [
         RejectedItem(i, item.reason, item.field)
@@ -133,10 +134,10 @@ def append(
     partitions.ensure(conn, {r.ts.date() for r in rows})
     last = None
     with conn.transaction():
-        fresh = _not_stored(conn, connection_id, rows)
-        if fresh:
-            project_batch(conn, connection_id, [r.event for r in fresh])
-            fresh, last = _insert_new(conn, connection_id, fresh)
+        # Optimistic: no probe for duplicates first. A resent event re-projects to the same
+        # rows, and the insert skips what the log already holds.
+        project_batch(conn, connection_id, [r.event for r in rows])
+        fresh, last = _insert_new(conn, connection_id, rows)
         if last is not None:
             conn.execute(Q["notify"], (f"{connection_id}:{last}",))
     return AppendResult(

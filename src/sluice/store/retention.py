@@ -103,8 +103,9 @@ def _purge(conn: psycopg.Connection, now: dt.datetime) -> PurgeResult:
         # One transaction per connection: a failure leaves the others' purge intact.
         with conn.transaction():
             result.events += conn.execute(Q["delete_events"], params).rowcount
-            result.jobs += conn.execute(Q["count_jobs_deleted"], params).fetchone()[0]  # type: ignore[index]
-            result.job_transitions += conn.execute(Q["delete_jobs"], params).rowcount
+            jobs, transitions = conn.execute(Q["delete_jobs"], params).fetchone() or (0, 0)
+            result.jobs += jobs
+            result.job_transitions += transitions
             result.rollups += conn.execute(Q["delete_rollups"], params).rowcount
             result.queue_samples += conn.execute(Q["delete_queue_samples"], params).rowcount
             result.queues += conn.execute(Q["delete_queues"], params).rowcount

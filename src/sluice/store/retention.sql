@@ -16,18 +16,13 @@ DELETE FROM events
 WHERE connection_id = %(connection_id)s AND day <= %(cutoff_day)s AND ts < %(cutoff)s
 
 -- name: delete_jobs
--- A job expires with its latest event; its history goes with it.
+-- A job expires with its latest event; its history (in its row) goes with it.
 WITH gone AS (
     DELETE FROM jobs
     WHERE connection_id = %(connection_id)s AND last_event_at < %(cutoff)s
-    RETURNING job_id
+    RETURNING json_array_length(history) AS transitions
 )
-DELETE FROM job_transitions t
-USING gone
-WHERE t.connection_id = %(connection_id)s AND t.job_id = gone.job_id
-
--- name: count_jobs_deleted
-SELECT count(*) FROM jobs WHERE connection_id = %(connection_id)s AND last_event_at < %(cutoff)s
+SELECT count(*), coalesce(sum(transitions), 0) FROM gone
 
 -- name: delete_rollups
 DELETE FROM rollups_minute WHERE connection_id = %(connection_id)s AND minute < %(cutoff)s

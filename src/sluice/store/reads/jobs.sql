@@ -112,7 +112,9 @@ AND lower(name) LIKE %(name_like)s
 AND job_id LIKE %(id_like)s
 
 -- name: f_q
-AND lower(coalesce(name, '') || ' ' || job_id || ' ' || coalesce(exception, '')) LIKE %(q_like)s
+/* the trigram index's expression: job_id COLLATE "default" keeps lower()'s locale folding */
+AND lower(coalesce(name, '') || ' ' || (job_id COLLATE "default") || ' '
+          || coalesce(exception, '')) LIKE %(q_like)s
 
 -- name: f_since
 AND first_seen_at >= %(since)s
