@@ -173,7 +173,6 @@ def main() -> None:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE jobs")
             conn.execute("VACUUM ANALYZE rollups_minute")
-            conn.execute("ANALYZE job_transitions")
             report(conn, cid)
     finally:
         if not keep:

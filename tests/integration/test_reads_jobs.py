@@ -69,6 +69,7 @@ FILTER_CASES: list[tuple[dict[str, Any], list[str]]] = [
     ({"q": "zerodivision"}, ["bbbb-2"]),
     ({"q": "generate"}, ["cccc-3"]),
     ({"q": "dddd"}, ["dddd-5"]),
+    ({"q": "dd-5"}, []),  # a job id matches by prefix
     ({"q": "100%"}, []),  # LIKE wildcards are literal
     ({"since": NOW - 85}, ["dddd-5", "aaab-4", "cccc-3"]),
     ({"until": NOW - 85}, ["bbbb-2", "aaaa-1"]),

@@ -48,7 +48,7 @@ class JobsController(Controller):
             description="task name, case-insensitive substring")] = None,
         id: Annotated[str | None, QueryParameter(description="job id prefix")] = None,
         q: Annotated[str | None, QueryParameter(
-            description="free text in name, id or exception")] = None,
+            description="free text: in the name or exception, or a job id prefix")] = None,
         since: Annotated[str | None, QueryParameter(
             description="first seen at/after (ISO-8601 or epoch s)")] = None,
         until: Annotated[str | None, QueryParameter(

@@ -157,6 +157,7 @@ def _filters(f: JobFilter, *, with_state: bool) -> tuple[list[str], dict[str, An
     if f.q:
         names.append("f_q")
         params["q_like"] = contains(f.q)
+        params["q_id_like"] = like_escape(f.q) + "%"
     if f.since is not None:
         names.append("f_since")
         params["since"] = f.since

@@ -106,15 +106,17 @@ AND queue = %(queue)s
 AND worker = %(worker)s
 
 -- name: f_name
+/* the first test is the trigram index's expression (implied by the second, which decides) */
+AND lower(coalesce(name, '') || ' ' || coalesce(exception, '')) LIKE %(name_like)s
 AND lower(name) LIKE %(name_like)s
 
 -- name: f_id
 AND job_id LIKE %(id_like)s
 
 -- name: f_q
-/* the trigram index's expression: job_id COLLATE "default" keeps lower()'s locale folding */
-AND lower(coalesce(name, '') || ' ' || (job_id COLLATE "default") || ' '
-          || coalesce(exception, '')) LIKE %(q_like)s
+/* name or exception contains the text (trigram index), or the job id starts with it */
+AND (lower(coalesce(name, '') || ' ' || coalesce(exception, '')) LIKE %(q_like)s
+     OR job_id LIKE %(q_id_like)s)
 
 -- name: f_since
 AND first_seen_at >= %(since)s
