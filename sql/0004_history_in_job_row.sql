@@ -5,6 +5,8 @@
 --    append ~6 more rows per job (COPY, index, delete on rewrite) for data only ever read
 --    whole, with its job. The view `job_transitions` keeps the relational shape for SQL.
 ALTER TABLE jobs ADD COLUMN history json NOT NULL DEFAULT '[]';
+-- outcomes are only ever read back whole by the projector: json, like history and payload
+ALTER TABLE jobs ALTER COLUMN outcomes TYPE json USING outcomes::json;
 
 UPDATE jobs AS j
 SET history = t.history

@@ -42,6 +42,7 @@ _OUTCOME_STATE: Final[dict[str, State]] = {
 }
 _FAILURE_KINDS: Final = frozenset({ev.JOB_FAILED, ev.JOB_RETRIED, ev.JOB_INTERRUPTED,
                                    ev.JOB_REJECTED})
+_FAILING_VALUES: Final = frozenset({State.FAILED.value, State.RETRYING.value})
 # An ETA this far past the event's own time means the job waits for it (countdown/retry delay).
 _ETA_SLACK_S: Final = 0.5
 
@@ -177,42 +178,61 @@ def order(events: Iterable[Event]) -> list[tuple[int, Event]]:
     return [(attempts[e.dedup_key], e) for e in ranked]
 
 
-def _state_of(event: Event, attempt: int) -> State:
-    if event.kind in (ev.JOB_SENT, ev.JOB_RECEIVED):
-        return _waiting_state(event, attempt)
-    return _OUTCOME_STATE[event.kind]
+_OUTCOME_VALUE: Final[dict[str, str]] = {k: s.value for k, s in _OUTCOME_STATE.items()}
+_TERMINAL_VALUES: Final = frozenset(s.value for s in TERMINAL_STATES)
+_WAITING_KINDS: Final = frozenset({ev.JOB_SENT, ev.JOB_RECEIVED})
 
 
-def _apply(view: JobView, attempt: int, e: Event, state: State) -> None:
-    view.state = state.value
-    view.history.append(Transition(state.value, e.timestamp, e.kind, e.hostname, attempt,
+def _state_of(event: Event, attempt: int) -> str:
+    if event.kind in _WAITING_KINDS:
+        return _waiting_state(event, attempt).value
+    return _OUTCOME_VALUE[event.kind]
+
+
+def _apply(view: JobView, attempt: int, e: Event, state: str) -> None:
+    # Plain attribute tests, not a loop over field names: this runs for every event folded.
+    view.state = state
+    view.history.append(Transition(state, e.timestamp, e.kind, e.hostname, attempt,
                                    e.dedup_key))
-    for field in ("name", "args", "kwargs", "eta", "expires", "root_id", "group_id",
-                  "routing_key"):
-        value = getattr(e, field)
-        if value is not None:
-            setattr(view, field, value)
+    if e.name is not None:
+        view.name = e.name
+    if e.args is not None:
+        view.args = e.args
+    if e.kwargs is not None:
+        view.kwargs = e.kwargs
+    if e.eta is not None:
+        view.eta = e.eta
+    if e.expires is not None:
+        view.expires = e.expires
+    if e.root_id is not None:
+        view.root_id = e.root_id
+    if e.group_id is not None:
+        view.group_id = e.group_id
+    if e.routing_key is not None:
+        view.routing_key = e.routing_key
     # Celery publishes a retry with the task itself as parent: the real parent stays
     if e.parent_id is not None and e.parent_id != e.job_id:
         view.parent_id = e.parent_id
     if e.queue is not None:
         view.queue = e.queue
-    if e.kind == ev.JOB_SENT:
+    kind = e.kind
+    if kind == ev.JOB_SENT:
         view.sent_at = e.timestamp if view.sent_at is None else min(view.sent_at, e.timestamp)
-    else:
-        view.worker = e.hostname or view.worker
-    if e.kind == ev.JOB_RECEIVED:
+    elif e.hostname:
+        view.worker = e.hostname
+    if kind == ev.JOB_RECEIVED:
         view.received_at = e.timestamp
-    elif e.kind == ev.JOB_STARTED:
+    elif kind == ev.JOB_STARTED:
         view.started_at = e.timestamp
-    view.retries = max(view.retries, attempt, e.retries or 0)
+    retries = e.retries or 0
+    if attempt > view.retries or retries > view.retries:
+        view.retries = max(attempt, retries)
 
 
 def _finish(view: JobView, attempt_events: list[tuple[int, Event]]) -> None:
     last_attempt = attempt_events[-1][0]
     final = [e for a, e in attempt_events if a == last_attempt]
-    state = State(view.state)
-    if state in TERMINAL_STATES:
+    if view.state in _TERMINAL_VALUES:
         end = final[-1]
         view.finished_at = end.timestamp
         succeeded = [e for e in final if e.kind == ev.JOB_SUCCEEDED]
@@ -222,7 +242,7 @@ def _finish(view: JobView, attempt_events: list[tuple[int, Event]]) -> None:
         elif view.started_at is not None and any(e.kind == ev.JOB_STARTED for e in final):
             view.runtime = max(0.0, end.timestamp - view.started_at)
         view.rejected = any(e.kind == ev.JOB_REJECTED for e in final)
-    if state in (State.FAILED, State.RETRYING):
+    if view.state in _FAILING_VALUES:
         failures = [e for _, e in attempt_events if e.kind in _FAILURE_KINDS and e.exception]
         if failures:
             view.exception = failures[-1].exception
@@ -252,10 +272,13 @@ def fold_ordered(job_id: str, ordered: list[tuple[int, Event]]) -> JobView:
     view = JobView(id=job_id, history=[])
     if not ordered:
         return view
+    last = ordered[0][1].timestamp
     for attempt, e in ordered:
         _apply(view, attempt, e, _state_of(e, attempt))
+        if e.timestamp > last:
+            last = e.timestamp
     _finish(view, ordered)
-    view.last_event_at = max(e.timestamp for _, e in ordered)
+    view.last_event_at = last
     view.events = len(ordered)
     view.outcomes = _outcomes(ordered, view)
     return view

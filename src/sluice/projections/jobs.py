@@ -15,7 +15,6 @@ from typing import Any
 
 import msgspec
 import psycopg
-from psycopg.types.json import Json, Jsonb
 
 from sluice.domain.events import Event
 from sluice.domain.fold import JobView, fold_ordered, order
@@ -62,23 +61,16 @@ def _fold_all(conn: psycopg.Connection, connection_id: str, new: dict[str, list[
     return folded
 
 
-_JOB_FIELDS = ("state", "name", "queue", "routing_key", "worker", "retries", "args", "kwargs",
-               "result", "sent_at", "received_at", "started_at", "finished_at", "runtime",
-               "exception", "traceback", "eta", "expires", "parent_id", "root_id", "group_id",
-               "rejected")
-_TIMES = frozenset({"sent_at", "received_at", "started_at", "finished_at"})
 _JOB_TYPES = ["uuid", "text", "text", "text", "text", "text", "text", "int4", "text", "text",
               "text", "timestamptz", "timestamptz", "timestamptz", "timestamptz", "float8",
               "text", "text", "text", "text", "text", "text", "text", "bool", "timestamptz",
-              "timestamptz", "int4", "jsonb", "bytea", "json"]
+              "timestamptz", "int4", "text", "bytea", "text"]
+# outcomes and history are json columns, sent as text: json's binary input is its text, so
+# the encoded strings go as they are (no JSON dumper, no re-encoding).
 
 
 def _time(ts: float | None) -> dt.datetime | None:
     return None if ts is None else dt.datetime.fromtimestamp(ts, dt.UTC)
-
-
-def _raw_json(value: Any) -> str:
-    return str(value)
 
 
 def _write_jobs(conn: psycopg.Connection, connection_id: str, folded: list[_Folded]) -> None:
@@ -91,12 +83,14 @@ def _write_jobs(conn: psycopg.Connection, connection_id: str, folded: list[_Fold
         for f in folded:
             v = f.view
             copy.write_row((
-                cid, v.id,
-                *[_time(getattr(v, n)) if n in _TIMES else getattr(v, n) for n in _JOB_FIELDS],
+                cid, v.id, v.state, v.name, v.queue, v.routing_key, v.worker, v.retries,
+                v.args, v.kwargs, v.result, _time(v.sent_at), _time(v.received_at),
+                _time(v.started_at), _time(v.finished_at), v.runtime, v.exception,
+                v.traceback, v.eta, v.expires, v.parent_id, v.root_id, v.group_id, v.rejected,
                 _time(min(t.at for t in v.history)), _time(v.last_event_at), v.events,
-                Jsonb(_JSON.encode(_contributions(v)).decode(), _raw_json),
+                _JSON.encode(_contributions(v)).decode(),
                 _PACK.encode(f.ordered),
-                Json(_JSON.encode(v.history).decode(), _raw_json),
+                _JSON.encode(v.history).decode(),
             ))
 
 

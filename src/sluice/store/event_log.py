@@ -6,11 +6,9 @@ import datetime as dt
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
 
 import msgspec
 import psycopg
-from psycopg.types.json import Json
 
 from sluice.domain.events import EVENT_DECODER, EVENT_ENCODER, Event, Rejection
 from sluice.projections.project import project_batch
@@ -77,8 +75,9 @@ def _not_stored(conn: psycopg.Connection, connection_id: str, rows: list[_Row]) 
     return [r for r in rows if r.event.dedup_key not in found]
 
 
+# the payload column is json, sent as text: json's binary input is its text as it is
 _EVENT_TYPES = ["uuid", "date", "int8", "int8", "text", "text", "text", "text", "text",
-                "timestamptz", "json"]
+                "timestamptz", "text"]
 
 
 def _insert(conn: psycopg.Connection, connection_id: str, rows: list[_Row]) -> int:
@@ -92,12 +91,8 @@ def _insert(conn: psycopg.Connection, connection_id: str, rows: list[_Row]) -> i
         for offset, r in enumerate(rows):
             e = r.event
             copy.write_row((cid, r.ts.date(), first[0] + offset, batch[0], e.dedup_key, e.kind,
-                            e.job_id, e.hostname, e.queue, r.ts, Json(r.payload, _raw)))
+                            e.job_id, e.hostname, e.queue, r.ts, r.payload))
     return int(first[0]) + len(rows) - 1
-
-
-def _raw(payload: Any) -> str:
-    return str(payload)  # already JSON text: no second encoding
 
 
 def _insert_new(conn: psycopg.Connection, connection_id: str, rows: list[_Row]
