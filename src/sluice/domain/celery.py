@@ -213,7 +213,7 @@ def _fast(raw: Mapping[str, Any], connection_id: str | None) -> Event | None:
     job_id = None if kind in ev.WORKER_KINDS else w.uuid
     if kind in ev.JOB_KINDS and not job_id:
         return None
-    unknown = raw.keys() - _KNOWN
+    unknown = () if _KNOWN.issuperset(raw) else raw.keys() - _KNOWN  # the usual: none
     return Event(
         kind=kind,
         timestamp=w.timestamp,

@@ -15,14 +15,6 @@ def dedup_key(
 ) -> str:
     """Hash of the event's identity. `repr(float)` round-trips JSON exactly, so an event
     seen in-process (SDK) and decoded from the broker (agent) gives the same key."""
-    ident = "\x1f".join(
-        (
-            kind,
-            subject or "",
-            hostname or "",
-            "" if clock is None else str(clock),
-            repr(float(timestamp)),
-            variant,
-        )
-    )
+    ident = (f"{kind}\x1f{subject or ''}\x1f{hostname or ''}\x1f"
+             f"{'' if clock is None else clock}\x1f{float(timestamp)!r}\x1f{variant}")
     return hashlib.blake2b(ident.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
