@@ -128,6 +128,8 @@ def _attempts(events: list[Event]) -> dict[str, int]:
     receive it first, so an outcome belongs to the latest *start* on its host, and a start
     to the latest *receipt* on its host (same host, same clock).
     """
+    if not any(e.retries or e.kind == ev.JOB_RETRIED for e in events):
+        return dict.fromkeys([e.dedup_key for e in events], 0)  # never retried: all attempt 0
     attempt: dict[str, int] = {}
     received: dict[str | None, list[tuple[float, int, int]]] = {}
     for e in events:
