@@ -18,6 +18,7 @@ import psycopg
 
 from sluice.domain.events import Event
 from sluice.domain.fold import JobView, fold_ordered, order
+from sluice.store.binary_copy import timestamptz
 from sluice.store.sqlfiles import queries
 
 Q = queries(__file__)
@@ -61,16 +62,13 @@ def _fold_all(conn: psycopg.Connection, connection_id: str, new: dict[str, list[
     return folded
 
 
+# timestamptz columns take binary_copy.timestamptz ints (int8: microseconds since 2000)
 _JOB_TYPES = ["uuid", "text", "text", "text", "text", "text", "text", "int4", "text", "text",
-              "text", "timestamptz", "timestamptz", "timestamptz", "timestamptz", "float8",
-              "text", "text", "text", "text", "text", "text", "text", "bool", "timestamptz",
-              "timestamptz", "int4", "text", "bytea", "text"]
+              "text", "int8", "int8", "int8", "int8", "float8",
+              "text", "text", "text", "text", "text", "text", "text", "bool", "int8",
+              "int8", "int4", "text", "bytea", "text"]
 # outcomes and history are json columns, sent as text: json's binary input is its text, so
 # the encoded strings go as they are (no JSON dumper, no re-encoding).
-
-
-def _time(ts: float | None) -> dt.datetime | None:
-    return None if ts is None else dt.datetime.fromtimestamp(ts, dt.UTC)
 
 
 def _write_jobs(conn: psycopg.Connection, connection_id: str, folded: list[_Folded]) -> None:
@@ -84,10 +82,10 @@ def _write_jobs(conn: psycopg.Connection, connection_id: str, folded: list[_Fold
             v = f.view
             copy.write_row((
                 cid, v.id, v.state, v.name, v.queue, v.routing_key, v.worker, v.retries,
-                v.args, v.kwargs, v.result, _time(v.sent_at), _time(v.received_at),
-                _time(v.started_at), _time(v.finished_at), v.runtime, v.exception,
+                v.args, v.kwargs, v.result, timestamptz(v.sent_at), timestamptz(v.received_at),
+                timestamptz(v.started_at), timestamptz(v.finished_at), v.runtime, v.exception,
                 v.traceback, v.eta, v.expires, v.parent_id, v.root_id, v.group_id, v.rejected,
-                _time(min(t.at for t in v.history)), _time(v.last_event_at), v.events,
+                timestamptz(min(t.at for t in v.history)), timestamptz(v.last_event_at), v.events,
                 _JSON.encode(_contributions(v)).decode(),
                 _PACK.encode(f.ordered),
                 _JSON.encode(v.history).decode(),

@@ -14,6 +14,7 @@ from sluice.domain.events import EVENT_DECODER, EVENT_ENCODER, Event, Rejection
 from sluice.projections.project import project_batch
 
 from . import partitions
+from .binary_copy import as_date, timestamptz, utc_date
 from .sqlfiles import queries
 
 Q = queries(__file__)
@@ -42,7 +43,7 @@ class StoredEvent(msgspec.Struct, frozen=True):
 
 class _Row(msgspec.Struct):
     event: Event
-    ts: dt.datetime
+    day: int  # binary_copy.utc_date of the source time
     payload: str
 
 
@@ -51,9 +52,7 @@ def _rows(events: Sequence[Event]) -> list[_Row]:
     seen: dict[str, _Row] = {}
     for e in events:
         if e.dedup_key not in seen:
-            seen[e.dedup_key] = _Row(
-                e, dt.datetime.fromtimestamp(e.timestamp, dt.UTC), EVENT_ENCODER.encode(e).decode()
-            )
+            seen[e.dedup_key] = _Row(e, utc_date(e.timestamp), EVENT_ENCODER.encode(e).decode())
     return list(seen.values())
 
 
@@ -76,8 +75,9 @@ def _not_stored(conn: psycopg.Connection, connection_id: str, rows: list[_Row]) 
 
 
 # the payload column is json, sent as text: json's binary input is its text as it is
-_EVENT_TYPES = ["uuid", "date", "int8", "int8", "text", "text", "text", "text", "text",
-                "timestamptz", "text"]
+# and day and ts as binary_copy ints
+_EVENT_TYPES = ["uuid", "int4", "int8", "int8", "text", "text", "text", "text", "text",
+                "int8", "text"]
 
 
 def _insert(conn: psycopg.Connection, connection_id: str, rows: list[_Row]) -> int:
@@ -90,8 +90,8 @@ def _insert(conn: psycopg.Connection, connection_id: str, rows: list[_Row]) -> i
         copy.set_types(_EVENT_TYPES)  # binary COPY: no text parsing of dates, uuids, numbers
         for offset, r in enumerate(rows):
             e = r.event
-            copy.write_row((cid, r.ts.date(), first[0] + offset, batch[0], e.dedup_key, e.kind,
-                            e.job_id, e.hostname, e.queue, r.ts, r.payload))
+            copy.write_row((cid, r.day, first[0] + offset, batch[0], e.dedup_key, e.kind,
+                            e.job_id, e.hostname, e.queue, timestamptz(e.timestamp), r.payload))
     return int(first[0]) + len(rows) - 1
 
 
@@ -126,7 +126,7 @@ def append(
     if not events:
         return AppendResult(accepted=0, duplicates=0, rejected=rejected)
     rows = _rows(events)
-    partitions.ensure(conn, {r.ts.date() for r in rows})
+    partitions.ensure(conn, {as_date(day) for day in {r.day for r in rows}})
     last = None
     with conn.transaction():
         # Optimistic: no probe for duplicates first. A resent event re-projects to the same
