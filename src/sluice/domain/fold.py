@@ -213,7 +213,7 @@ def _apply(view: JobView, attempt: int, e: Event, state: str) -> None:
     if e.routing_key is not None:
         view.routing_key = e.routing_key
     # Celery publishes a retry with the task itself as parent: the real parent stays
-    if e.parent_id is not None and e.parent_id != e.job_id:
+    if e.parent_id is not None and e.parent_id != view.id:
         view.parent_id = e.parent_id
     if e.queue is not None:
         view.queue = e.queue

@@ -25,6 +25,17 @@ Q = queries(__file__)
 _JSON = msgspec.json.Encoder()
 _PACK = msgspec.msgpack.Encoder(order="deterministic")  # jsonb reorders dict keys
 _UNPACK = msgspec.msgpack.Decoder(list[Event])
+
+
+def _fold_input(e: Event) -> Event:
+    """The event as the job row keeps it for later merges: without what the fold never reads
+    (the row holds the ids; pid, utcoffset, exchange, extensions stay in the log), which
+    makes rows ~20% smaller."""
+    if e.job_id is None:
+        return e  # already stripped (kept from an earlier merge)
+    return msgspec.structs.replace(e, connection_id=None, job_id=None, pid=None, utcoffset=None,
+                                   exchange=None, extensions={})
+
 # A rollup contribution as stored on the job: [minute, outcome, runtime, name, queue].
 Contribution = tuple[int, str, float | None, str, str]
 
@@ -87,7 +98,7 @@ def _write_jobs(conn: psycopg.Connection, connection_id: str, folded: list[_Fold
                 v.traceback, v.eta, v.expires, v.parent_id, v.root_id, v.group_id, v.rejected,
                 timestamptz(min(t.at for t in v.history)), timestamptz(v.last_event_at), v.events,
                 _JSON.encode(_contributions(v)).decode(),
-                _PACK.encode(f.ordered),
+                _PACK.encode([_fold_input(e) for e in f.ordered]),
                 _JSON.encode(v.history).decode(),
             ))
 
