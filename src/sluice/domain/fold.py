@@ -185,9 +185,12 @@ _TERMINAL_VALUES: Final = frozenset(s.value for s in TERMINAL_STATES)
 _WAITING_KINDS: Final = frozenset({ev.JOB_SENT, ev.JOB_RECEIVED})
 
 
+_QUEUED: Final = State.QUEUED.value
+
+
 def _state_of(event: Event, attempt: int) -> str:
     if event.kind in _WAITING_KINDS:
-        return _waiting_state(event, attempt).value
+        return _QUEUED if event.eta is None else _waiting_state(event, attempt).value
     return _OUTCOME_VALUE[event.kind]
 
 
