@@ -103,11 +103,14 @@ def _load_part(url: str, cid: str, part: int, count: int, seed: int) -> None:
                 print(f"  loader 0: {done:,} / {count:,} jobs", file=sys.stderr, flush=True)
 
 
+_PARKED = ("CREATE TABLE IF NOT EXISTS bench_parked_indexes (name text PRIMARY KEY, "
+           "definition text NOT NULL)")
+
+
 def _park_indexes(conn: psycopg.Connection) -> None:
     """Drop the jobs table's secondary indexes for the bulk load, keeping their definitions
     in the bench database (a load cut short is resumed, then they are rebuilt)."""
-    conn.execute("CREATE TABLE IF NOT EXISTS bench_parked_indexes (name text PRIMARY KEY, "
-                 "definition text NOT NULL)")
+    conn.execute(_PARKED)
     for name, definition in conn.execute(
             "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'jobs' "
             "AND indexname <> 'jobs_pkey'").fetchall():
@@ -117,8 +120,7 @@ def _park_indexes(conn: psycopg.Connection) -> None:
 
 
 def _restore_indexes(conn: psycopg.Connection) -> None:
-    conn.execute("CREATE TABLE IF NOT EXISTS bench_parked_indexes (name text PRIMARY KEY, "
-                 "definition text NOT NULL)")
+    conn.execute(_PARKED)
     conn.execute("SET maintenance_work_mem = '1GB'")
     for name, definition in conn.execute(
             "SELECT name, definition FROM bench_parked_indexes ORDER BY name").fetchall():

@@ -183,8 +183,6 @@ def order(events: Iterable[Event]) -> list[tuple[int, Event]]:
 _OUTCOME_VALUE: Final[dict[str, str]] = {k: s.value for k, s in _OUTCOME_STATE.items()}
 _TERMINAL_VALUES: Final = frozenset(s.value for s in TERMINAL_STATES)
 _WAITING_KINDS: Final = frozenset({ev.JOB_SENT, ev.JOB_RECEIVED})
-
-
 _QUEUED: Final = State.QUEUED.value
 
 

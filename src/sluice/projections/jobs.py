@@ -23,7 +23,7 @@ from sluice.store.sqlfiles import queries
 
 Q = queries(__file__)
 _JSON = msgspec.json.Encoder()
-_PACK = msgspec.msgpack.Encoder(order="deterministic")  # jsonb reorders dict keys
+_PACK = msgspec.msgpack.Encoder(order="deterministic")  # equal event sets, equal bytes
 _UNPACK = msgspec.msgpack.Decoder(list[Event])
 
 
@@ -73,13 +73,12 @@ def _fold_all(conn: psycopg.Connection, connection_id: str, new: dict[str, list[
     return folded
 
 
-# timestamptz columns take binary_copy.timestamptz ints (int8: microseconds since 2000)
+# Binary COPY types: timestamptz columns take binary_copy.timestamptz ints (int8), and the
+# json columns (outcomes, history) their encoded text as it is (json's binary input is text).
 _JOB_TYPES = ["uuid", "text", "text", "text", "text", "text", "text", "int4", "text", "text",
               "text", "int8", "int8", "int8", "int8", "float8",
               "text", "text", "text", "text", "text", "text", "text", "bool", "int8",
               "int8", "int4", "text", "bytea", "text"]
-# outcomes and history are json columns, sent as text: json's binary input is its text, so
-# the encoded strings go as they are (no JSON dumper, no re-encoding).
 
 
 def _write_jobs(conn: psycopg.Connection, connection_id: str, folded: list[_Folded]) -> None:

@@ -17,20 +17,21 @@ _DAY_MICROS: Final = 86_400 * 1_000_000
 _PG_EPOCH_DATE: Final = dt.date(2000, 1, 1)
 
 
-def timestamptz(ts: float | None) -> int | None:
-    """Unix seconds -> binary timestamptz (copy as "int8")."""
-    if ts is None:
-        return None
+def _micros(ts: float) -> int:
     whole = math.floor(ts)
     micros = round((ts - whole) * 1e6)  # as datetime.fromtimestamp rounds (half to even)
     return (whole - _PG_EPOCH_S) * 1_000_000 + micros
 
 
+def timestamptz(ts: float | None) -> int | None:
+    """Unix seconds -> binary timestamptz (copy as "int8")."""
+    return None if ts is None else _micros(ts)
+
+
 def utc_date(ts: float) -> int:
-    """Unix seconds -> binary date of its UTC day (copy as "int4")."""
-    micros = timestamptz(ts)
-    assert micros is not None
-    return micros // _DAY_MICROS  # of the rounded time, as the timestamptz column holds it
+    """Unix seconds -> binary date of its UTC day (copy as "int4"), the day of the rounded
+    time, as the timestamptz column holds it."""
+    return _micros(ts) // _DAY_MICROS
 
 
 def as_date(days: int) -> dt.date:
