@@ -93,6 +93,28 @@ def test_a_resent_batch_is_all_duplicates(db: psycopg.Connection,
     assert count == (71,)
 
 
+def test_a_reused_dedup_key_never_reaches_the_read_models(db: psycopg.Connection) -> None:
+    """A sender that reuses a stored event's dedup key with other content: the log keeps the
+    first, and the read models fold only what the log stored (no projection of the copy)."""
+    cid = connections.create_connection(db, "shop")
+    now = time.time()
+    sent = Event(kind="job.sent", timestamp=now, dedup_key="k-1", job_id="job-a",
+                 name="app.first", queue="default")
+    event_log.append(db, cid, [sent])
+    impostor = msgspec.structs.replace(sent, name="app.second", queue="other")
+    other_job = msgspec.structs.replace(sent, dedup_key="k-1", job_id="job-b", name="app.b")
+    fresh = Event(kind="job.started", timestamp=now + 1, dedup_key="k-2", job_id="job-a",
+                  hostname="w1@h")
+    result = event_log.append(db, cid, [impostor, other_job, fresh])
+    assert (result.accepted, result.duplicates) == (1, 2)
+    rows = db.execute("SELECT job_id, name, queue, state, events FROM jobs "
+                      "WHERE connection_id = %s ORDER BY job_id", (cid,)).fetchall()
+    assert rows == [("job-a", "app.first", "default", "active", 2)]
+    payload = db.execute("SELECT payload->>'name' FROM events WHERE dedup_key = 'k-1'"
+                         ).fetchone()
+    assert payload == ("app.first",)
+
+
 def _snapshot(db: psycopg.Connection) -> dict[str, list[tuple[Any, ...]]]:
     tables = ["events", "jobs", "job_transitions", "workers", "queues", "rollups_minute"]
     return {t: sorted(db.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}

@@ -95,16 +95,24 @@ def _insert(conn: psycopg.Connection, connection_id: str, rows: list[_Row]) -> i
     return int(first[0]) + len(rows) - 1
 
 
-def _insert_new(conn: psycopg.Connection, connection_id: str, rows: list[_Row]
-                ) -> tuple[list[_Row], int | None]:
-    """Insert the rows no concurrent append stored meanwhile: (rows inserted, last position)."""
-    conn.execute(Q["lock_log"])
-    try:
-        with conn.transaction():  # savepoint: a lost race costs a retry, not the batch
-            return rows, _insert(conn, connection_id, rows)
-    except psycopg.errors.UniqueViolation:
-        rows = _not_stored(conn, connection_id, rows)
-        return rows, (_insert(conn, connection_id, rows) if rows else None)
+def _project_and_insert(conn: psycopg.Connection, connection_id: str, rows: list[_Row]
+                        ) -> tuple[list[_Row], int | None]:
+    """Project the rows and insert them into the log: (rows stored, last position).
+
+    Optimistic: no probe for duplicates first. When the log's unique key finds some (a
+    resent batch, or a key a sender reused), the savepoint takes back the projection with the
+    insert and it is redone with only the new rows, so read models never fold an event the
+    log did not store. Each retry has fewer rows (the conflicting ones are committed, hence
+    seen by the probe), and takes the locks again in the same order as any append."""
+    while rows:
+        try:
+            with conn.transaction():
+                project_batch(conn, connection_id, [r.event for r in rows])
+                conn.execute(Q["lock_log"])  # released with the savepoint if it rolls back
+                return rows, _insert(conn, connection_id, rows)
+        except psycopg.errors.UniqueViolation:
+            rows = _not_stored(conn, connection_id, rows)
+    return rows, None
 
 
 def append(
@@ -114,8 +122,8 @@ def append(
     same transaction, and notify followers. Events already in the log count as duplicates.
 
     Projection runs before the log lock (under per-job locks), so concurrent appends overlap
-    everywhere but the insert; projecting an event twice is harmless (the folds are joins),
-    so duplicates are found by the insert's unique key, not probed for beforehand.
+    everywhere but the insert. Duplicates are found by the insert's unique key, not probed
+    for beforehand (see _project_and_insert).
     """
     rejected = [
         RejectedItem(i, item.reason, item.field)
@@ -129,10 +137,7 @@ def append(
     partitions.ensure(conn, {as_date(day) for day in {r.day for r in rows}})
     last = None
     with conn.transaction():
-        # Optimistic: no probe for duplicates first. A resent event re-projects to the same
-        # rows, and the insert skips what the log already holds.
-        project_batch(conn, connection_id, [r.event for r in rows])
-        fresh, last = _insert_new(conn, connection_id, rows)
+        fresh, last = _project_and_insert(conn, connection_id, rows)
         if last is not None:
             conn.execute(Q["notify"], (f"{connection_id}:{last}",))
     return AppendResult(
