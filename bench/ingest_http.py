@@ -150,7 +150,7 @@ def main() -> None:
           f"{CLIENTS} clients, {WORKERS} server processes", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="sluice-bench-http-"))
     try:
-        with scratch_database(tmp / "pg") as url:
+        with scratch_database() as url:
             ours, p50, p99, theirs = _measure(stream, url, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

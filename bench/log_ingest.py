@@ -19,7 +19,6 @@ import multiprocessing as mp
 import os
 import statistics
 import sys
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -117,7 +116,7 @@ def main() -> None:
           f"{ROUNDS} rounds, each Sluice then Flower; medians compared", flush=True)
     ours: list[float] = []
     theirs: list[float] = []
-    with scratch_database(Path(tempfile.mkdtemp(prefix="sluice-bench-")) / "pg") as url:
+    with scratch_database() as url:
         for k in range(ROUNDS):
             # each round writes as a new connection into the same, growing tables
             print(f"round {k + 1}: durable append + projection into PostgreSQL, "

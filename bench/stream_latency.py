@@ -7,8 +7,7 @@ database, opens one SSE client on GET /api/events/stream and POSTs job events to
 /api/ingest at a steady SLUICE_BENCH_RATE events/s (default 2,000) in batches every 50 ms for
 SLUICE_BENCH_SECONDS (default 20). Latency per event = its receipt on the SSE stream minus
 the moment its batch's 202 came back (clamped at 0: the stream can beat the 202).
-Env: SLUICE_DATABASE_URL (else an embedded PostgreSQL in
-SLUICE_DATA_DIR/bench-pg, default .sluice/bench-pg).
+Env: SLUICE_DATABASE_URL (else a private embedded PostgreSQL, removed after).
 Last line: JSON {"p50_ms", "p99_ms"}.
 """
 
@@ -32,7 +31,6 @@ from scratch import scratch_database
 from sluice.domain.events import Event
 from sluice.domain.validate import with_dedup_key
 from sluice.store import connections, keys
-from sluice.store.db import data_dir
 from sluice.store.migrations import migrate
 
 RATE = int(os.environ.get("SLUICE_BENCH_RATE", "2000"))
@@ -81,7 +79,7 @@ def _start_server(url: str) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def main() -> None:
-    with scratch_database(data_dir() / "bench-pg") as url:
+    with scratch_database() as url:
         _measure(url)
 
 

@@ -40,5 +40,15 @@ def embedded_url(directory: Path | None = None, *, delete_on_exit: bool = False)
         return str(server.get_uri())
 
 
+def stop_embedded(directory: Path) -> None:
+    """Stop now, not at exit, the embedded server this process started in `directory` (and
+    delete its files if it was started with `delete_on_exit`): for callers that remove the
+    directory themselves, which must not happen under a running server."""
+    with _lock:
+        server = _embedded.pop(directory.resolve(), None)
+    if server is not None:
+        server.cleanup()
+
+
 def database_url() -> str:
     return os.environ.get("SLUICE_DATABASE_URL") or embedded_url()
