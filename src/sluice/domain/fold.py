@@ -184,6 +184,9 @@ _OUTCOME_VALUE: Final[dict[str, str]] = {k: s.value for k, s in _OUTCOME_STATE.i
 _TERMINAL_VALUES: Final = frozenset(s.value for s in TERMINAL_STATES)
 _WAITING_KINDS: Final = frozenset({ev.JOB_SENT, ev.JOB_RECEIVED})
 _QUEUED: Final = State.QUEUED.value
+# job fields any event may carry; the latest in fold order that has one sets it
+_LATEST_WINS: Final = ("name", "args", "kwargs", "eta", "expires", "root_id", "group_id",
+                       "routing_key")
 
 
 def _state_of(event: Event, attempt: int) -> str:
@@ -193,26 +196,13 @@ def _state_of(event: Event, attempt: int) -> str:
 
 
 def _apply(view: JobView, attempt: int, e: Event, state: str) -> None:
-    # Plain attribute tests, not a loop over field names: this runs for every event folded.
     view.state = state
     view.history.append(Transition(state, e.timestamp, e.kind, e.hostname, attempt,
                                    e.dedup_key))
-    if e.name is not None:
-        view.name = e.name
-    if e.args is not None:
-        view.args = e.args
-    if e.kwargs is not None:
-        view.kwargs = e.kwargs
-    if e.eta is not None:
-        view.eta = e.eta
-    if e.expires is not None:
-        view.expires = e.expires
-    if e.root_id is not None:
-        view.root_id = e.root_id
-    if e.group_id is not None:
-        view.group_id = e.group_id
-    if e.routing_key is not None:
-        view.routing_key = e.routing_key
+    for field in _LATEST_WINS:
+        value = getattr(e, field)
+        if value is not None:
+            setattr(view, field, value)
     # Celery publishes a retry with the task itself as parent: the real parent stays
     if e.parent_id is not None and e.parent_id != view.id:
         view.parent_id = e.parent_id
