@@ -164,7 +164,7 @@ def _build(raw: Mapping[str, Any], connection_id: str | None) -> Event:
     )
 
 
-class _Wire(msgspec.Struct, frozen=True):
+class _Wire(msgspec.Struct, frozen=True, gc=False):
     """A well-typed Celery event, as Celery itself sends them: the fast path's decoder."""
 
     type: str

@@ -51,7 +51,7 @@ KINDS: Final = JOB_KINDS | WORKER_KINDS | COMMAND_KINDS | {QUEUE_SAMPLED, SOURCE
 FRAMEWORKS: Final = frozenset({"celery"})
 
 
-class Event(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class Event(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     """One unified event. Fields without a unified column live in `extensions`."""
 
     kind: str

@@ -47,16 +47,15 @@ _FAILING_VALUES: Final = frozenset({State.FAILED.value, State.RETRYING.value})
 _ETA_SLACK_S: Final = 0.5
 
 
-class Transition(msgspec.Struct, frozen=True, array_like=True):
+class Transition(msgspec.Struct, frozen=True, array_like=True, gc=False):
     state: str
     at: float
     kind: str
     hostname: str | None
     attempt: int
-    dedup_key: str
 
 
-class Outcome(msgspec.Struct, frozen=True, array_like=True):
+class Outcome(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """One finished attempt, for per-minute rollups."""
 
     minute: int  # epoch seconds, floored to the minute
@@ -64,7 +63,7 @@ class Outcome(msgspec.Struct, frozen=True, array_like=True):
     runtime: float | None
 
 
-class JobView(msgspec.Struct, kw_only=True):
+class JobView(msgspec.Struct, kw_only=True, gc=False):
     id: str
     state: str = State.UNKNOWN.value
     name: str | None = None
@@ -197,8 +196,7 @@ def _state_of(event: Event, attempt: int) -> str:
 
 def _apply(view: JobView, attempt: int, e: Event, state: str) -> None:
     view.state = state
-    view.history.append(Transition(state, e.timestamp, e.kind, e.hostname, attempt,
-                                   e.dedup_key))
+    view.history.append(Transition(state, e.timestamp, e.kind, e.hostname, attempt))
     for field in _LATEST_WINS:
         value = getattr(e, field)
         if value is not None:

@@ -40,7 +40,7 @@ def _fold_input(e: Event) -> Event:
 Contribution = tuple[int, str, float | None, str, str]
 
 
-class _Folded(msgspec.Struct):
+class _Folded(msgspec.Struct, gc=False):
     view: JobView
     ordered: list[Event]
     existed: bool  # the job has a row to replace

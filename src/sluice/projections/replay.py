@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 import msgspec
 import psycopg
 
-from sluice.domain.events import EVENT_DECODER, Event
+from sluice.domain.events import Event
 from sluice.store import event_log
 from sluice.store.sqlfiles import queries
 
@@ -46,14 +46,14 @@ def _batches(conn: psycopg.Connection, connection_id: str) -> Iterator[Batch]:
     with conn.cursor(name="sluice_replay") as cur:
         cur.itersize = 5000
         cur.execute(Q["stream_log"], {"connection_id": connection_id})
-        for batch, _position, cid, payload, ingested_at in cur:
+        for batch, _position, cid, payload, ingested_at, *columns in cur:
             if batch != last_batch:
                 if current is not None:
                     yield current
                 current = Batch(cid, [], ingested_at)
                 last_batch = batch
             assert current is not None
-            current.events.append(EVENT_DECODER.decode(payload))
+            current.events.append(event_log.event_of(payload, cid, *columns))
     if current is not None:
         yield current
 

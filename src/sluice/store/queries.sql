@@ -32,7 +32,7 @@ COPY events (connection_id, day, position, batch, dedup_key, kind, job_id, hostn
 SELECT pg_notify('sluice_events', %s)
 
 -- name: read_connection_from
-SELECT position, connection_id::text, payload::text
+SELECT position, connection_id::text, payload::text, dedup_key, job_id, hostname, queue
 FROM events
 WHERE connection_id = %(connection_id)s AND position > %(after)s
 ORDER BY position
