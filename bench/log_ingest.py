@@ -5,7 +5,8 @@ SDK and the agent send them, and appended by 2 processes at once, as by 2 API pr
 
 Run from the repo root: `python bench/log_ingest.py` (embedded PostgreSQL, or the server at
 SLUICE_DATABASE_URL: a fresh database is created on it and dropped after).
-Both sides run ROUNDS times, alternating (Sluice with fresh events as a new connection each
+After an untimed warm-up round and a checkpoint (as on a server that has run a while),
+both sides run ROUNDS times, alternating (Sluice with fresh events as a new connection each
 round, so its tables grow), and the medians are compared: this VM's speed drifts by half.
 Env: SLUICE_BENCH_TASKS (default 20000 tasks, about 82,000 events), SLUICE_BENCH_ROUNDS (3),
 SLUICE_BENCH_APPENDERS (2).
@@ -117,6 +118,12 @@ def main() -> None:
     ours: list[float] = []
     theirs: list[float] = []
     with scratch_database() as url:
+        # untimed: a server that has been running reuses its WAL segments at checkpoints,
+        # where a fresh one creates (zero-fills) each; measure the former
+        print("warm-up: one untimed round, then a checkpoint ...", flush=True)
+        sluice_rate(url, traffic.stream(n, seed=3), "bench-warm-up")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
         for k in range(ROUNDS):
             # each round writes as a new connection into the same, growing tables
             print(f"round {k + 1}: durable append + projection into PostgreSQL, "

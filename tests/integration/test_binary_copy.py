@@ -8,7 +8,7 @@ import psycopg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sluice.store.binary_copy import as_date, timestamptz, utc_date
+from sluice.store.binary_copy import as_date, day_of, micros, timestamptz, utc_date
 
 # Unix seconds from 1970 to 2100, with sub-microsecond fractions (rounding edges included)
 SECONDS = st.floats(min_value=0, max_value=4_102_444_800, allow_nan=False)
@@ -29,6 +29,9 @@ def test_ints_copy_as_the_datetimes_would(db: psycopg.Connection, values: list[f
     rows = db.execute("SELECT a, b, d, e FROM t").fetchall()
     assert [(a, d) for a, _, d, _ in rows] == [(b, e) for _, b, _, e in rows]
     assert [as_date(utc_date(v)) for v in values] == [e for *_, e in rows]
+    # the log's row computes the day from its micros (one conversion per event)
+    assert [(micros(v), day_of(micros(v))) for v in values] == [
+        (timestamptz(v), utc_date(v)) for v in values]
 
 
 def test_null() -> None:

@@ -3,13 +3,13 @@
 -- that have no row yet.
 SELECT count(pg_advisory_xact_lock(h))
 FROM (SELECT DISTINCT hashtextextended(%(connection_id)s || ':' || u.job_id, 0) AS h
-      FROM unnest(%(job_ids)b::text[]) AS u(job_id)
+      FROM json_array_elements_text(%(job_ids)s::json) AS u(job_id)
       ORDER BY 1) AS locks
 
 -- name: job_folds
 -- LATERAL: one primary-key probe per job, whatever the planner's statistics say.
 SELECT j.job_id, j.outcomes::text, j.fold
-FROM unnest(%(job_ids)b::text[]) AS u(job_id)
+FROM json_array_elements_text(%(job_ids)s::json) AS u(job_id)
 JOIN LATERAL (
     SELECT job_id, outcomes, fold FROM jobs
     WHERE connection_id = %(connection_id)s AND job_id = u.job_id
@@ -20,7 +20,8 @@ JOIN LATERAL (
 -- Rows about to be rewritten: delete + COPY costs less than INSERT .. ON CONFLICT UPDATE
 -- (the job locks make the pair atomic for other projectors; readers see the old rows).
 DELETE FROM jobs
-WHERE connection_id = %(connection_id)s AND job_id = ANY(%(job_ids)b::text[])
+WHERE connection_id = %(connection_id)s
+  AND job_id = ANY(ARRAY(SELECT json_array_elements_text(%(job_ids)s::json)))
 
 -- name: copy_jobs
 COPY jobs (connection_id, job_id, state, name, queue, routing_key, worker, retries, args,

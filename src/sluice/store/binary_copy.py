@@ -17,21 +17,30 @@ _DAY_MICROS: Final = 86_400 * 1_000_000
 _PG_EPOCH_DATE: Final = dt.date(2000, 1, 1)
 
 
-def _micros(ts: float) -> int:
+def micros(ts: float) -> int:
+    """Unix seconds -> binary timestamptz (copy as "int8")."""
     whole = math.floor(ts)
-    micros = round((ts - whole) * 1e6)  # as datetime.fromtimestamp rounds (half to even)
-    return (whole - _PG_EPOCH_S) * 1_000_000 + micros
+    # as datetime.fromtimestamp rounds (half to even)
+    return (whole - _PG_EPOCH_S) * 1_000_000 + round((ts - whole) * 1e6)
 
 
 def timestamptz(ts: float | None) -> int | None:
-    """Unix seconds -> binary timestamptz (copy as "int8")."""
-    return None if ts is None else _micros(ts)
+    """`micros`, or NULL."""
+    if ts is None:
+        return None
+    whole = math.floor(ts)  # micros' body: the ingest path calls this ~5 times per event
+    return (whole - _PG_EPOCH_S) * 1_000_000 + round((ts - whole) * 1e6)
+
+
+def day_of(micros: int) -> int:
+    """A `micros` value -> binary date of its UTC day (copy as "int4"): the day of the
+    rounded time, as the timestamptz column holds it."""
+    return micros // _DAY_MICROS
 
 
 def utc_date(ts: float) -> int:
-    """Unix seconds -> binary date of its UTC day (copy as "int4"), the day of the rounded
-    time, as the timestamptz column holds it."""
-    return _micros(ts) // _DAY_MICROS
+    """Unix seconds -> binary date of its UTC day."""
+    return day_of(micros(ts))
 
 
 def as_date(days: int) -> dt.date:

@@ -9,9 +9,24 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import psycopg
+from psycopg import sql
+
 log = logging.getLogger(__name__)
 _embedded: dict[Path, Any] = {}
 _lock = threading.Lock()
+
+# The embedded server's WAL settings, for an ingest-heavy log (all take effect on reload).
+# PostgreSQL's defaults (min 80MB, max 1GB, 5 min) checkpoint every few seconds at full
+# ingest speed, and each checkpoint makes the next touch of every page log a whole page;
+# between checkpoints, segments kept for reuse are renamed instead of created (zero-filled).
+# Costs at most max_wal_size of disk; crash recovery replays at most that much.
+EMBEDDED_SETTINGS: dict[str, str] = {
+    "min_wal_size": "1GB",
+    "max_wal_size": "4GB",
+    "checkpoint_timeout": "15min",
+    "wal_compression": "pglz",  # whole-page images after a checkpoint, at little CPU
+}
 
 
 def data_dir() -> Path:
@@ -36,8 +51,26 @@ def embedded_url(directory: Path | None = None, *, delete_on_exit: bool = False)
                 log.info("starting embedded PostgreSQL in %s", pgdata)
                 server = pgserver.postgres_server.get_server(
                     pgdata, cleanup_mode="delete" if delete_on_exit else "stop")
+            _tune(str(server.get_uri()))
             _embedded[pgdata] = server
         return str(server.get_uri())
+
+
+def _tune(url: str) -> None:
+    """Apply EMBEDDED_SETTINGS where they differ (ALTER SYSTEM persists them in the data
+    directory, so later starts find them applied)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        current = dict(conn.execute(
+            "SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s)",
+            (list(EMBEDDED_SETTINGS),)).fetchall())
+        changed = False
+        for name, value in EMBEDDED_SETTINGS.items():
+            if current.get(name) != value:
+                conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(
+                    sql.Identifier(name), sql.Literal(value)))
+                changed = True
+        if changed:
+            conn.execute("SELECT pg_reload_conf()")
 
 
 def stop_embedded(directory: Path) -> None:

@@ -14,7 +14,7 @@ from sluice.domain.events import EVENT_DECODER, EVENT_ENCODER, Event, Rejection
 from sluice.projections.project import project_batch
 
 from . import partitions
-from .binary_copy import as_date, timestamptz, utc_date
+from .binary_copy import as_date, day_of, micros
 from .sqlfiles import queries
 
 Q = queries(__file__)
@@ -43,7 +43,8 @@ class StoredEvent(msgspec.Struct, frozen=True):
 
 class _Row(msgspec.Struct, gc=False):
     event: Event
-    day: int  # binary_copy.utc_date of the source time
+    ts: int  # binary_copy.micros of the source time
+    day: int  # binary_copy.day_of that
     payload: str
 
 
@@ -69,7 +70,8 @@ def _rows(events: Sequence[Event]) -> list[_Row]:
     seen: dict[str, _Row] = {}
     for e in events:
         if e.dedup_key not in seen:
-            seen[e.dedup_key] = _Row(e, utc_date(e.timestamp), payload_of(e))
+            ts = micros(e.timestamp)
+            seen[e.dedup_key] = _Row(e, ts, day_of(ts), payload_of(e))
     return list(seen.values())
 
 
@@ -108,7 +110,7 @@ def _insert(conn: psycopg.Connection, connection_id: str, rows: list[_Row]) -> i
         for offset, r in enumerate(rows):
             e = r.event
             copy.write_row((cid, r.day, first[0] + offset, batch[0], e.dedup_key, e.kind,
-                            e.job_id, e.hostname, e.queue, timestamptz(e.timestamp), r.payload))
+                            e.job_id, e.hostname, e.queue, r.ts, r.payload))
     return int(first[0]) + len(rows) - 1
 
 
