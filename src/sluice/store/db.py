@@ -60,7 +60,7 @@ def _tune(url: str) -> None:
     """Apply EMBEDDED_SETTINGS where they differ (ALTER SYSTEM persists them in the data
     directory, so later starts find them applied)."""
     with psycopg.connect(url, autocommit=True) as conn:
-        current = dict(conn.execute(
+        current: dict[str, str] = dict(conn.execute(
             "SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s)",
             (list(EMBEDDED_SETTINGS),)).fetchall())
         changed = False
