@@ -43,7 +43,6 @@ Contribution = tuple[int, str, float | None, str, str]
 class _Folded(msgspec.Struct, gc=False):
     view: JobView
     ordered: list[Event]
-    existed: bool  # the job has a row to replace
     old_outcomes: list[Contribution]
 
 
@@ -60,11 +59,13 @@ def _ids(job_ids: Iterable[str]) -> str:
 
 def _fold_all(conn: psycopg.Connection, connection_id: str, new: dict[str, list[Event]]
               ) -> list[_Folded]:
+    """Take the jobs' rows (deleting them: each is written again, with its new events) and
+    fold each job's old and new events."""
     params = {"connection_id": connection_id, "job_ids": _ids(new)}
     old: dict[str, tuple[list[Contribution], list[Event]]] = {
         job_id: ([tuple(c) for c in msgspec.json.decode(outcomes)],
                  _UNPACK.decode(packed))
-        for job_id, outcomes, packed in conn.execute(Q["job_folds"], params)
+        for job_id, outcomes, packed in conn.execute(Q["take_job_folds"], params)
     }
     folded = []
     for job_id in sorted(new):
@@ -74,7 +75,6 @@ def _fold_all(conn: psycopg.Connection, connection_id: str, new: dict[str, list[
             continue
         folded.append(_Folded(view=fold_ordered(job_id, ranked),
                               ordered=[e for _, e in ranked],
-                              existed=job_id in old,
                               old_outcomes=old_outcomes))
     return folded
 
@@ -88,9 +88,6 @@ _JOB_TYPES = ["uuid", "text", "text", "text", "text", "text", "text", "int4", "t
 
 
 def _write_jobs(conn: psycopg.Connection, connection_id: str, folded: list[_Folded]) -> None:
-    existing = [f.view.id for f in folded if f.existed]
-    if existing:
-        conn.execute(Q["delete_jobs"], {"connection_id": connection_id, "job_ids": _ids(existing)})
     cid = uuid.UUID(connection_id)
     with conn.cursor().copy(Q["copy_jobs"]) as copy:
         copy.set_types(_JOB_TYPES)  # binary: no text parsing, no escaping of the packed folds

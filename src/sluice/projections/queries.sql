@@ -6,22 +6,14 @@ FROM (SELECT DISTINCT hashtextextended(%(connection_id)s || ':' || u.job_id, 0) 
       FROM json_array_elements_text(%(job_ids)s::json) AS u(job_id)
       ORDER BY 1) AS locks
 
--- name: job_folds
--- LATERAL: one primary-key probe per job, whatever the planner's statistics say.
-SELECT j.job_id, j.outcomes::text, j.fold
-FROM json_array_elements_text(%(job_ids)s::json) AS u(job_id)
-JOIN LATERAL (
-    SELECT job_id, outcomes, fold FROM jobs
-    WHERE connection_id = %(connection_id)s AND job_id = u.job_id
-    LIMIT 1  -- keeps the planner from flattening this into a hash join over all jobs
-) AS j ON true
-
--- name: delete_jobs
--- Rows about to be rewritten: delete + COPY costs less than INSERT .. ON CONFLICT UPDATE
--- (the job locks make the pair atomic for other projectors; readers see the old rows).
+-- name: take_job_folds
+-- The rows about to be rewritten, deleted as they are read (one primary-key probe per job, and
+-- delete + COPY costs less than INSERT .. ON CONFLICT UPDATE). The job locks make this and the
+-- COPY atomic for other projectors; readers see the old rows until commit.
 DELETE FROM jobs
 WHERE connection_id = %(connection_id)s
   AND job_id = ANY(ARRAY(SELECT json_array_elements_text(%(job_ids)s::json)))
+RETURNING job_id, outcomes::text, fold
 
 -- name: copy_jobs
 COPY jobs (connection_id, job_id, state, name, queue, routing_key, worker, retries, args,
