@@ -100,34 +100,37 @@ _EVENT_TYPES = ["uuid", "int4", "int8", "int8", "text", "text", "text", "text", 
 
 
 def _insert(conn: psycopg.Connection, connection_id: str, rows: list[_Row]) -> int:
-    """Copy rows into the log at consecutive positions; return the last one."""
-    batch = conn.execute(Q["next_batch"]).fetchone()
-    first = conn.execute(Q["reserve_positions"], {"n": len(rows)}).fetchone()
-    assert batch is not None and first is not None
+    """Take the log lock, copy rows into the log at consecutive positions and notify
+    followers at commit; return the last position."""
+    reserved = conn.execute(Q["reserve_positions"],
+                            {"n": len(rows), "connection_id": connection_id}).fetchone()
+    assert reserved is not None
+    batch, first, _ = reserved
     cid = uuid.UUID(connection_id)
     with conn.cursor().copy(Q["copy_events"]) as copy:
         copy.set_types(_EVENT_TYPES)  # binary COPY: no text parsing of dates, uuids, numbers
         for offset, r in enumerate(rows):
             e = r.event
-            copy.write_row((cid, r.day, first[0] + offset, batch[0], e.dedup_key, e.kind,
+            copy.write_row((cid, r.day, first + offset, batch, e.dedup_key, e.kind,
                             e.job_id, e.hostname, e.queue, r.ts, r.payload))
-    return int(first[0]) + len(rows) - 1
+    return int(first) + len(rows) - 1
 
 
 def _project_and_insert(conn: psycopg.Connection, connection_id: str, rows: list[_Row]
                         ) -> tuple[list[_Row], int | None]:
-    """Project the rows and insert them into the log: (rows stored, last position).
+    """Project the rows and insert them into the log, in one transaction (a savepoint when
+    the caller has one open): (rows stored, last position).
 
     Optimistic: no probe for duplicates first. When the log's unique key finds some (a
-    resent batch, or a key a sender reused), the savepoint takes back the projection with the
-    insert and it is redone with only the new rows, so read models never fold an event the
-    log did not store. Each retry has fewer rows (the conflicting ones are committed, hence
-    seen by the probe), and takes the locks again in the same order as any append."""
+    resent batch, or a key a sender reused), the rollback takes back the projection with the
+    insert (and the log lock, and the notification) and it is redone with only the new rows,
+    so read models never fold an event the log did not store. Each retry has fewer rows (the
+    conflicting ones are committed, hence seen by the probe), and takes the locks again in
+    the same order as any append."""
     while rows:
         try:
             with conn.transaction():
                 project_batch(conn, connection_id, [r.event for r in rows])
-                conn.execute(Q["lock_log"])  # released with the savepoint if it rolls back
                 return rows, _insert(conn, connection_id, rows)
         except psycopg.errors.UniqueViolation:
             rows = _not_stored(conn, connection_id, rows)
@@ -154,11 +157,7 @@ def append(
         return AppendResult(accepted=0, duplicates=0, rejected=rejected)
     rows = _rows(events)
     partitions.ensure(conn, {as_date(day) for day in {r.day for r in rows}})
-    last = None
-    with conn.transaction():
-        fresh, last = _project_and_insert(conn, connection_id, rows)
-        if last is not None:
-            conn.execute(Q["notify"], (f"{connection_id}:{last}",))
+    fresh, last = _project_and_insert(conn, connection_id, rows)
     return AppendResult(
         accepted=len(fresh),
         duplicates=len(events) - len(fresh),

@@ -6,11 +6,17 @@
 -- insert: projection happens before it, under per-job locks.
 SELECT pg_advisory_xact_lock(5847263917)
 
--- name: next_batch
-SELECT nextval('event_batch')
-
 -- name: reserve_positions
-SELECT setval('event_position', nextval('event_position') + %(n)s - 1) - %(n)s + 1
+-- One round trip: the log lock (lock_log's), then the append's batch number and n positions,
+-- then the notification of the last one (sent at commit, dropped by a rollback). Volatile
+-- calls keep each subquery from being flattened, so they run in this order.
+SELECT batch, first,
+       pg_notify('sluice_events', %(connection_id)s || ':' || (first + %(n)s - 1)::text)
+FROM (
+    SELECT nextval('event_batch') AS batch,
+           setval('event_position', nextval('event_position') + %(n)s - 1) - %(n)s + 1 AS first
+    FROM (SELECT pg_advisory_xact_lock(5847263917)) AS lock
+) AS reserved
 
 -- name: existing_keys
 -- One day per call (one partition, pruned at plan time); one unique-index probe per key.
@@ -27,9 +33,6 @@ CROSS JOIN LATERAL (
 -- name: copy_events
 COPY events (connection_id, day, position, batch, dedup_key, kind, job_id, hostname, queue,
              ts, payload) FROM STDIN (FORMAT BINARY)
-
--- name: notify
-SELECT pg_notify('sluice_events', %s)
 
 -- name: read_connection_from
 SELECT position, connection_id::text, payload::text, dedup_key, job_id, hostname, queue
