@@ -203,22 +203,30 @@ def list_jobs(
     text = [n for n in names if n in _TEXT_FILTERS]
     plain = [n for n in names if n not in _TEXT_FILTERS]
     fill = " ".join(Q[n] for n in text)
+    # per-state ranges merged, unless a worker or id filter has its own index (or the states
+    # asked for are none of Sluice's: the plain statement finds nothing)
+    merged = not {"f_worker", "f_id"} & set(plain) and (
+        not f.states or bool(set(f.states) & _STATE_LITERALS.keys()))
+    if merged:
+        window = Q["window_merged"].replace("{newest}", _newest(f, plain, "%(window)s"))
+    else:
+        window = with_filters(Q["window_plain"], Q, plain)
     if text:
-        statement = with_filters(Q["list_jobs_recent_text"], Q, plain)
+        statement = Q["list_jobs_recent_text"].replace("{window}", window)
         rows = _rows(conn, statement.replace("{text}", fill), params)
     next_cursor = None
     if len(rows) <= limit and text and not _has_trigram(conn):
-        statement = with_filters(Q["list_jobs_scan_text"], Q, plain).replace("{text}", fill)
+        statement = Q["list_jobs_scan_text"].replace("{window}", window).replace("{text}", fill)
         scanned = _rows(conn, statement, {**params, "window": SCAN_WINDOW})
         rows = [r for r in scanned if r["job_id"] is not None]
         if len(rows) <= limit and scanned and scanned[0]["scanned"] >= SCAN_WINDOW:
             next_cursor = encode_cursor(scanned[0]["edge_at"], scanned[0]["edge_id"])
     elif len(rows) <= limit:
-        base = "list_jobs"
-        if len(set(f.states)) > 1:  # per-state ranges merged; the state filter is the unnest
-            base = "list_jobs_states"
-            names.remove("f_states")
-        rows = _rows(conn, with_filters(Q[base], Q, names), params)
+        if merged and not text:
+            statement = Q["list_jobs_merged"].replace("{newest}", _newest(f, plain, "%(limit)s"))
+        else:  # worker, id, or the trigram-indexed text filters choose their own index
+            statement = with_filters(Q["list_jobs"], Q, names)
+        rows = _rows(conn, statement, params)
     items: list[Job] = [_job(r) for r in rows[:limit]]
     if len(rows) > limit:
         last = rows[limit - 1]
@@ -226,6 +234,18 @@ def list_jobs(
     if not facets:
         return JobPage(items, next_cursor)
     return JobPage(items, next_cursor, job_facets(conn, connection_id, f), FACET_CAP)
+
+
+_STATE_LITERALS = {s.value: f"'{s.value}'" for s in State}  # static SQL, never user text
+
+
+def _newest(f: JobFilter, names: list[str], limit: str) -> str:
+    """The per-state branches of a merged list: one per state of the filter (all if none),
+    each under the other filters."""
+    others = " ".join(Q[n] for n in names if n not in ("f_state", "f_states"))
+    states = sorted(set(f.states) & _STATE_LITERALS.keys()) if f.states else list(_STATE_LITERALS)
+    branch = Q["newest_branch"].replace("{filters}", others).replace("{limit}", limit)
+    return " UNION ALL ".join(branch.replace("{state}", _STATE_LITERALS[s]) for s in states)
 
 
 def _rows(conn: psycopg.Connection, statement: str, params: dict[str, Any]

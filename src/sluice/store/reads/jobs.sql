@@ -11,22 +11,42 @@ WHERE connection_id = %(connection_id)s {filters}
 ORDER BY first_seen_at DESC, job_id DESC
 LIMIT %(limit)s
 
--- name: list_jobs_states
--- Several states: one ordered index range per state (jobs_state_idx), each cut at the limit,
--- then merged, instead of sorting every row of all those states.
-SELECT j.*
-FROM unnest(%(states)s::text[]) AS s(state)
-CROSS JOIN LATERAL (
-    SELECT job_id, name, state, queue, worker, retries, sent_at, received_at, started_at,
-           finished_at, runtime, exception, first_seen_at, last_event_at, parent_id, root_id,
-           group_id
-    FROM jobs
-    WHERE connection_id = %(connection_id)s AND state = s.state {filters}
-    ORDER BY first_seen_at DESC, job_id DESC
-    LIMIT %(limit)s
-) AS j
-ORDER BY j.first_seen_at DESC, j.job_id DESC
+-- name: list_jobs_merged
+-- Without a worker or id filter: each state's newest rows (one ordered range of
+-- jobs_state_idx, or of jobs_state_queue_idx under a queue filter) merged lazily by a Merge
+-- Append, which reads about `limit` index entries. The slot takes the UNION ALL of one
+-- branch per state (newest_branch); a newest-first index over all states would cost every
+-- job write one more index entry.
+SELECT * FROM ({newest}) AS j
+ORDER BY first_seen_at DESC, job_id DESC
 LIMIT %(limit)s
+
+-- name: newest_branch
+-- One state's part of a merged list: its slots take a State value as a literal (never user
+-- text), the other filters and the statement's limit parameter.
+(SELECT job_id, name, state, queue, worker, retries, sent_at, received_at, started_at,
+        finished_at, runtime, exception, first_seen_at, last_event_at, parent_id, root_id,
+        group_id
+ FROM jobs
+ WHERE connection_id = %(connection_id)s AND state = {state} {filters}
+ ORDER BY first_seen_at DESC, job_id DESC
+ LIMIT {limit})
+
+-- name: window_plain
+-- The newest `window` jobs under the filters, by the index that serves them (worker, id).
+SELECT job_id, name, state, queue, worker, retries, sent_at, received_at, started_at,
+       finished_at, runtime, exception, first_seen_at, last_event_at, parent_id, root_id,
+       group_id
+FROM jobs
+WHERE connection_id = %(connection_id)s {filters}
+ORDER BY first_seen_at DESC, job_id DESC
+LIMIT %(window)s
+
+-- name: window_merged
+-- The newest `window` jobs under the filters, from the per-state branches.
+SELECT * FROM ({newest}) AS u
+ORDER BY first_seen_at DESC, job_id DESC
+LIMIT %(window)s
 
 -- name: list_jobs_recent_text
 -- Substring filters, first try: the newest `window` jobs under the other filters (an
@@ -35,15 +55,7 @@ LIMIT %(limit)s
 -- list_jobs, where trigram indexes suit the rarer terms. Estimates for substring LIKEs are
 -- guesses, so leaving the choice to the planner often sorts thousands of matches.
 SELECT *
-FROM (
-    SELECT job_id, name, state, queue, worker, retries, sent_at, received_at, started_at,
-           finished_at, runtime, exception, first_seen_at, last_event_at, parent_id,
-           root_id, group_id
-    FROM jobs
-    WHERE connection_id = %(connection_id)s {filters}
-    ORDER BY first_seen_at DESC, job_id DESC
-    LIMIT %(window)s
-) AS recent
+FROM ({window}) AS recent
 WHERE true {text}
 ORDER BY first_seen_at DESC, job_id DESC
 LIMIT %(limit)s
@@ -54,13 +66,7 @@ LIMIT %(limit)s
 -- matches comes the window's oldest key, from which the caller's cursor continues (a page may
 -- hold fewer matches than the limit: the scan per request stays bounded at any table size).
 WITH recent AS MATERIALIZED (
-    SELECT job_id, name, state, queue, worker, retries, sent_at, received_at, started_at,
-           finished_at, runtime, exception, first_seen_at, last_event_at, parent_id,
-           root_id, group_id
-    FROM jobs
-    WHERE connection_id = %(connection_id)s {filters}
-    ORDER BY first_seen_at DESC, job_id DESC
-    LIMIT %(window)s
+    {window}
 ),
 edge AS (
     SELECT first_seen_at AS edge_at, job_id AS edge_id,

@@ -10,6 +10,7 @@ import msgspec
 import psycopg
 from psycopg.rows import dict_row
 
+from sluice.domain.states import State
 from sluice.store.sqlfiles import queries
 
 from ._common import utc
@@ -65,7 +66,7 @@ def _queue(row: dict[str, Any]) -> Queue:
 def list_queues(conn: psycopg.Connection, connection_id: str, name: str | None = None
                 ) -> list[Queue]:
     params = {"connection_id": connection_id, "name": name, "minutes": THROUGHPUT_MINUTES,
-              "wait_sample": WAIT_SAMPLE}
+              "wait_sample": WAIT_SAMPLE, "states": [s.value for s in State]}
     with conn.cursor(row_factory=dict_row) as cur:
         return [_queue(r) for r in cur.execute(Q["list_queues"], params)]
 

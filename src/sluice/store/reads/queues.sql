@@ -34,12 +34,17 @@ LEFT JOIN LATERAL (
     SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY s.wait) AS p50,
            percentile_cont(0.95) WITHIN GROUP (ORDER BY s.wait) AS p95,
            count(DISTINCT s.worker) AS workers
-    FROM (SELECT greatest(0, extract(epoch FROM j.started_at - j.sent_at)) AS wait, j.worker
-          FROM jobs j
-          WHERE j.connection_id = %(connection_id)s AND j.queue = n.name
-            AND j.first_seen_at >= now() - interval '1 hour'
-            AND j.started_at IS NOT NULL AND j.sent_at IS NOT NULL
-          ORDER BY j.first_seen_at DESC, j.job_id DESC
+    FROM (SELECT greatest(0, extract(epoch FROM p.started_at - p.sent_at)) AS wait, p.worker
+          FROM unnest(%(states)s::text[]) AS st(state)
+          CROSS JOIN LATERAL (  -- each state's newest (jobs_state_queue_idx), then merged
+              SELECT j.first_seen_at, j.job_id, j.started_at, j.sent_at, j.worker
+              FROM jobs j
+              WHERE j.connection_id = %(connection_id)s AND j.state = st.state
+                AND j.queue = n.name AND j.first_seen_at >= now() - interval '1 hour'
+                AND j.started_at IS NOT NULL AND j.sent_at IS NOT NULL
+              ORDER BY j.first_seen_at DESC, j.job_id DESC
+              LIMIT %(wait_sample)s) AS p
+          ORDER BY p.first_seen_at DESC, p.job_id DESC
           LIMIT %(wait_sample)s) s
 ) wait ON true
 WHERE %(name)s::text IS NULL OR n.name = %(name)s::text
