@@ -35,6 +35,25 @@ def test_fast_and_careful_paths_agree_on_real_traffic() -> None:
         assert celery._fast(raw, None) == celery._build(raw, None)
 
 
+# keys a Celery dict may carry that are unified field names, or Celery's renamed ones
+_TRICKY_KEYS = ["kind", "framework", "job_id", "connection_id", "dedup_key", "extensions",
+                "count", "depth", "consumers", "group", "group_id", "uuid", "clock",
+                "timestamp", "hostname", "retries", "loadavg", "type", "x_custom"]
+_VALUES = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
+                    st.text(max_size=8), st.lists(st.floats(allow_nan=False), max_size=3))
+
+
+@settings(max_examples=400, deadline=None)
+@given(base=st.sampled_from(RAW), extra=st.dictionaries(st.sampled_from(_TRICKY_KEYS), _VALUES,
+                                                           max_size=4))
+def test_the_fast_path_gives_the_careful_paths_event_or_declines(
+        base: dict[str, Any], extra: dict[str, Any]) -> None:
+    raw = {**base, **extra}
+    fast = celery._fast(raw, "c")
+    if fast is not None:  # otherwise normalize takes the careful path
+        assert fast == celery._build(raw, "c")  # which would not raise _Bad either
+
+
 def test_dedup_key_is_the_same_after_a_json_round_trip() -> None:
     import json
 

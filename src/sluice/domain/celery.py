@@ -164,91 +164,44 @@ def _build(raw: Mapping[str, Any], connection_id: str | None) -> Event:
     )
 
 
-class _Wire(msgspec.Struct, frozen=True, gc=False):
-    """A well-typed Celery event, as Celery itself sends them: the fast path's decoder."""
-
-    type: str
-    timestamp: float
-    uuid: str | None = None
-    hostname: str | None = None
-    queue: str | None = None
-    name: str | None = None
-    eta: str | None = None
-    expires: str | None = None
-    parent_id: str | None = None
-    root_id: str | None = None
-    group_id: str | None = None
-    group: str | None = None
-    routing_key: str | None = None
-    exchange: str | None = None
-    exception: str | None = None
-    traceback: str | None = None
-    sw_ident: str | None = None
-    sw_ver: str | None = None
-    sw_sys: str | None = None
-    args: str | None = None
-    kwargs: str | None = None
-    result: str | None = None
-    clock: int | None = None
-    pid: int | None = None
-    retries: int | None = None
-    active: int | None = None
-    processed: int | None = None
-    runtime: float | None = None
-    freq: float | None = None
-    utcoffset: float | None = None
-    loadavg: list[float] | None = None
+_IDENTITY_TYPES: Final = (str, type(None))
 
 
 def _fast(raw: Mapping[str, Any], connection_id: str | None) -> Event | None:
-    """Celery's usual, well-typed dicts in one C-level conversion; None sends the event
-    down the careful path, which coerces or names what is wrong."""
+    """Celery's usual, well-typed dicts: renamed in a copy, then one C-level conversion (which
+    checks every type). None sends the event down the careful path, which coerces or names
+    what is wrong."""
     try:
-        w = msgspec.convert(raw, _Wire)
+        kind = CELERY_KINDS.get(raw.get("type", ""))
+    except TypeError:  # an unhashable type
+        return None
+    if kind is None:
+        return None
+    uuid = raw.get("uuid")
+    job_id = None if kind in ev.WORKER_KINDS else uuid
+    hostname, clock, ts = raw.get("hostname"), raw.get("clock"), raw.get("timestamp")
+    # the identity's types, checked before the key is derived from them (the rest by convert)
+    if (type(uuid) not in _IDENTITY_TYPES or (kind in ev.JOB_KINDS and not job_id)
+            or type(hostname) not in _IDENTITY_TYPES
+            or (clock is not None and type(clock) is not int)
+            or isinstance(ts, bool) or not isinstance(ts, float | int)):
+        return None
+    fields = dict(raw)
+    unknown = () if _KNOWN.issuperset(raw) else raw.keys() - _KNOWN  # the usual: none
+    for key in unknown:  # never a unified field: they go to extensions, below
+        del fields[key]
+    fields["kind"] = kind
+    fields["job_id"] = job_id
+    fields["connection_id"] = connection_id
+    fields["dedup_key"] = dedup_key(kind, job_id or hostname, hostname, clock, ts)
+    if fields.get("group_id") is None and "group" in fields:
+        fields["group_id"] = fields["group"]
+    if unknown:
+        fields["extensions"] = {str(k): _jsonable(raw[k]) for k in unknown}
+    try:  # Celery's own names (type, uuid, group, local_received) are not Event fields
+        return msgspec.convert(fields, Event)
     except (msgspec.ValidationError, TypeError):
         return None
-    kind = CELERY_KINDS.get(w.type)
-    if kind is None or not w.type:
-        return None
-    job_id = None if kind in ev.WORKER_KINDS else w.uuid
-    if kind in ev.JOB_KINDS and not job_id:
-        return None
-    unknown = () if _KNOWN.issuperset(raw) else raw.keys() - _KNOWN  # the usual: none
-    return Event(
-        kind=kind,
-        timestamp=w.timestamp,
-        dedup_key=dedup_key(kind, job_id or w.hostname, w.hostname, w.clock, w.timestamp),
-        connection_id=connection_id,
-        job_id=job_id,
-        hostname=w.hostname,
-        queue=w.queue,
-        clock=w.clock,
-        pid=w.pid,
-        utcoffset=w.utcoffset,
-        name=w.name,
-        args=w.args,
-        kwargs=w.kwargs,
-        retries=w.retries,
-        eta=w.eta,
-        expires=w.expires,
-        parent_id=w.parent_id,
-        root_id=w.root_id,
-        group_id=w.group_id if w.group_id is not None else w.group,
-        routing_key=w.routing_key,
-        exchange=w.exchange,
-        result=w.result,
-        runtime=w.runtime,
-        exception=w.exception,
-        traceback=w.traceback,
-        freq=w.freq,
-        active=w.active,
-        processed=w.processed,
-        loadavg=w.loadavg,
-        sw_ident=w.sw_ident,
-        sw_ver=w.sw_ver,
-        sw_sys=w.sw_sys,
-        extensions={str(k): _jsonable(raw[k]) for k in unknown} if unknown else {},
-    )
 
 
 def normalize(raw: object, connection_id: str | None = None, now: float | None = None) -> (
