@@ -54,8 +54,10 @@ def flower_rate(stream: list[dict]) -> float:
     return len(copies) / (time.perf_counter() - started)
 
 
-def _appender(url: str, cid: str, batches: list[list[dict]], start: float) -> int:
-    """One API-worker-like appender: normalize, append + project each batch; events stored."""
+def _appender(url: str, cid: str, batches: list[list[dict]], start: float
+              ) -> tuple[int, float]:
+    """One API-worker-like appender: normalize, append + project each batch. Returns the
+    events stored and when the last append returned (its process's teardown is not ingest)."""
     stored = 0
     with psycopg.connect(url, autocommit=True) as conn:
         while time.time() < start:  # all appenders start together
@@ -70,7 +72,8 @@ def _appender(url: str, cid: str, batches: list[list[dict]], start: float) -> in
             stored += result.accepted
             if n % 20 == 0:
                 print(f"  appender {os.getpid()}: batch {n + 1}/{len(batches)}", flush=True)
-    return stored
+        done = time.time()
+    return stored, done
 
 
 def source_batches(stream: list[dict]) -> list[list[dict]]:
@@ -100,8 +103,10 @@ def sluice_rate(url: str, stream: list[dict], name: str) -> float:
     start = time.time() + 1.0
     with ProcessPoolExecutor(APPENDERS, mp_context=mp.get_context("spawn")) as pool:
         futures = [pool.submit(_appender, url, cid, share, start) for share in shares]
-        stored = sum(f.result() for f in futures)
-    elapsed = time.time() - start
+        results = [f.result() for f in futures]
+    stored = sum(n for n, _ in results)
+    elapsed = max(done for _, done in results) - start
+    print(f"  (pool shut down {time.time() - start - elapsed:.2f}s after the last append)")
     with psycopg.connect(url, autocommit=True) as conn:
         jobs = conn.execute("SELECT count(*) FROM jobs WHERE connection_id = %s",
                             (cid,)).fetchone()

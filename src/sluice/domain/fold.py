@@ -87,6 +87,7 @@ class JobView(msgspec.Struct, kw_only=True, gc=False):
     root_id: str | None = None
     group_id: str | None = None
     rejected: bool = False
+    first_event_at: float | None = None
     last_event_at: float | None = None
     events: int = 0
     history: list[Transition] = []
@@ -170,6 +171,9 @@ def _retries_before(events: list[Event], e: Event) -> int:
 def order(events: Iterable[Event]) -> list[tuple[int, Event]]:
     """The job's distinct events in fold order, each with its attempt number."""
     items = list({e.dedup_key: e for e in events if e.kind in _PHASE}.values())
+    if len(items) == 1:  # a new job's first event (half of all folds): _attempts' answer
+        e = items[0]
+        return [((e.retries or 0) if e.kind in _WAITING_KINDS else 0, e)]
     attempts = _attempts(items)  # order-independent: it only takes maxima and counts
     ranked = sorted(
         items,
@@ -263,12 +267,15 @@ def fold_ordered(job_id: str, ordered: list[tuple[int, Event]]) -> JobView:
     view = JobView(id=job_id, history=[])
     if not ordered:
         return view
-    last = ordered[0][1].timestamp
+    first = last = ordered[0][1].timestamp
     for attempt, e in ordered:
         _apply(view, attempt, e, _state_of(e, attempt))
         if e.timestamp > last:
             last = e.timestamp
+        elif e.timestamp < first:
+            first = e.timestamp
     _finish(view, ordered)
+    view.first_event_at = first
     view.last_event_at = last
     view.events = len(ordered)
     view.outcomes = _outcomes(ordered, view)

@@ -44,6 +44,7 @@ class _Folded(msgspec.Struct, gc=False):
     view: JobView
     ordered: list[Event]
     old_outcomes: list[Contribution]
+    outcomes: list[Contribution]
 
 
 def _contributions(view: JobView) -> list[Contribution]:
@@ -73,9 +74,9 @@ def _fold_all(conn: psycopg.Connection, connection_id: str, new: dict[str, list[
         ranked = order([*old_events, *new[job_id]])
         if not ranked:
             continue
-        folded.append(_Folded(view=fold_ordered(job_id, ranked),
-                              ordered=[e for _, e in ranked],
-                              old_outcomes=old_outcomes))
+        view = fold_ordered(job_id, ranked)
+        folded.append(_Folded(view=view, ordered=[e for _, e in ranked],
+                              old_outcomes=old_outcomes, outcomes=_contributions(view)))
     return folded
 
 
@@ -98,8 +99,8 @@ def _write_jobs(conn: psycopg.Connection, connection_id: str, folded: list[_Fold
                 v.args, v.kwargs, v.result, timestamptz(v.sent_at), timestamptz(v.received_at),
                 timestamptz(v.started_at), timestamptz(v.finished_at), v.runtime, v.exception,
                 v.traceback, v.eta, v.expires, v.parent_id, v.root_id, v.group_id, v.rejected,
-                timestamptz(min(t.at for t in v.history)), timestamptz(v.last_event_at), v.events,
-                _JSON.encode(_contributions(v)).decode(),
+                timestamptz(v.first_event_at), timestamptz(v.last_event_at), v.events,
+                _JSON.encode(f.outcomes).decode(),
                 _PACK.encode([_fold_input(e) for e in f.ordered]),
                 _JSON.encode(v.history).decode(),
             ))
@@ -109,7 +110,7 @@ def _apply_rollups(conn: psycopg.Connection, connection_id: str, folded: list[_F
     """Add each job's new contributions and take back its old ones (exact counts and sums)."""
     delta: dict[tuple[int, str, str, str], list[Any]] = {}
     for f in folded:
-        for sign, contribs in ((-1, f.old_outcomes), (1, _contributions(f.view))):
+        for sign, contribs in ((-1, f.old_outcomes), (1, f.outcomes)):
             for minute, outcome, runtime, name, queue in contribs:
                 row = delta.setdefault((minute, name, queue, outcome), [0, 0.0, None])
                 row[0] += sign
