@@ -171,16 +171,7 @@ def _explain(conn: psycopg.Connection, cid: str, f: reads.JobFilter) -> str:
     """EXPLAIN of the statement list_jobs runs first for this filter."""
     names, params = reads._filters(f, with_state=True)
     params.update(connection_id=cid, limit=51, window=reads.TEXT_WINDOW)
-    text = [n for n in names if n in reads._TEXT_FILTERS]
-    if text:
-        plain = [n for n in names if n not in text]
-        statement = reads.with_filters(reads.Q["list_jobs_recent_text"], reads.Q, plain)
-        statement = statement.replace("{text}", " ".join(reads.Q[n] for n in text))
-    elif len(set(f.states)) > 1:
-        names.remove("f_states")
-        statement = reads.with_filters(reads.Q["list_jobs_states"], reads.Q, names)
-    else:
-        statement = reads.with_filters(reads.Q["list_jobs"], reads.Q, names)
+    statement = reads.first_statement(f, names)
     rows = conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement, params).fetchall()
     return "\n".join(r[0] for r in rows)
 

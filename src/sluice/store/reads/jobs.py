@@ -201,32 +201,19 @@ def list_jobs(
         params["cursor_at"], params["cursor_id"] = decode_cursor(cursor)
     rows: list[dict[str, Any]] = []
     text = [n for n in names if n in _TEXT_FILTERS]
-    plain = [n for n in names if n not in _TEXT_FILTERS]
-    fill = " ".join(Q[n] for n in text)
-    # per-state ranges merged, unless a worker or id filter has its own index (or the states
-    # asked for are none of Sluice's: the plain statement finds nothing)
-    merged = not {"f_worker", "f_id"} & set(plain) and (
-        not f.states or bool(set(f.states) & _STATE_LITERALS.keys()))
-    if merged:
-        window = Q["window_merged"].replace("{newest}", _newest(f, plain, "%(window)s"))
-    else:
-        window = with_filters(Q["window_plain"], Q, plain)
     if text:
-        statement = Q["list_jobs_recent_text"].replace("{window}", window)
-        rows = _rows(conn, statement.replace("{text}", fill), params)
+        rows = _rows(conn, first_statement(f, names), params)
     next_cursor = None
     if len(rows) <= limit and text and not _has_trigram(conn):
-        statement = Q["list_jobs_scan_text"].replace("{window}", window).replace("{text}", fill)
+        statement = _with_window(Q["list_jobs_scan_text"], f, names)
         scanned = _rows(conn, statement, {**params, "window": SCAN_WINDOW})
         rows = [r for r in scanned if r["job_id"] is not None]
         if len(rows) <= limit and scanned and scanned[0]["scanned"] >= SCAN_WINDOW:
             next_cursor = encode_cursor(scanned[0]["edge_at"], scanned[0]["edge_id"])
     elif len(rows) <= limit:
-        if merged and not text:
-            statement = Q["list_jobs_merged"].replace("{newest}", _newest(f, plain, "%(limit)s"))
-        else:  # worker, id, or the trigram-indexed text filters choose their own index
-            statement = with_filters(Q["list_jobs"], Q, names)
-        rows = _rows(conn, statement, params)
+        # the trigram-indexed text filters choose their own index
+        plain = with_filters(Q["list_jobs"], Q, names) if text else first_statement(f, names)
+        rows = _rows(conn, plain, params)
     items: list[Job] = [_job(r) for r in rows[:limit]]
     if len(rows) > limit:
         last = rows[limit - 1]
@@ -237,6 +224,33 @@ def list_jobs(
 
 
 _STATE_LITERALS = {s.value: f"'{s.value}'" for s in State}  # static SQL, never user text
+
+
+def _merged(f: JobFilter, names: list[str]) -> bool:
+    """Per-state ranges merged, unless a worker or id filter has its own index (or the states
+    asked for are none of Sluice's: the plain statement finds nothing)."""
+    return not {"f_worker", "f_id"} & set(names) and (
+        not f.states or bool(set(f.states) & _STATE_LITERALS.keys()))
+
+
+def _with_window(statement: str, f: JobFilter, names: list[str]) -> str:
+    """A text statement with its window of newest jobs under the other filters."""
+    plain = [n for n in names if n not in _TEXT_FILTERS]
+    if _merged(f, plain):
+        window = Q["window_merged"].replace("{newest}", _newest(f, plain, "%(window)s"))
+    else:
+        window = with_filters(Q["window_plain"], Q, plain)
+    text = " ".join(Q[n] for n in names if n in _TEXT_FILTERS)
+    return statement.replace("{window}", window).replace("{text}", text)
+
+
+def first_statement(f: JobFilter, names: list[str]) -> str:
+    """The statement a list runs first for these filters (`_filters`' names)."""
+    if any(n in _TEXT_FILTERS for n in names):
+        return _with_window(Q["list_jobs_recent_text"], f, names)
+    if _merged(f, names):
+        return Q["list_jobs_merged"].replace("{newest}", _newest(f, names, "%(limit)s"))
+    return with_filters(Q["list_jobs"], Q, names)
 
 
 def _newest(f: JobFilter, names: list[str], limit: str) -> str:
