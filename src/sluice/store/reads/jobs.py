@@ -205,15 +205,15 @@ def list_jobs(
         rows = _rows(conn, first_statement(f, names), params)
     next_cursor = None
     if len(rows) <= limit and text and not _has_trigram(conn):
-        statement = _with_window(Q["list_jobs_scan_text"], f, names)
+        statement = _with_window(Q["list_jobs_scan_text"], names, f)
         scanned = _rows(conn, statement, {**params, "window": SCAN_WINDOW})
         rows = [r for r in scanned if r["job_id"] is not None]
         if len(rows) <= limit and scanned and scanned[0]["scanned"] >= SCAN_WINDOW:
             next_cursor = encode_cursor(scanned[0]["edge_at"], scanned[0]["edge_id"])
     elif len(rows) <= limit:
         # the trigram-indexed text filters choose their own index
-        plain = with_filters(Q["list_jobs"], Q, names) if text else first_statement(f, names)
-        rows = _rows(conn, plain, params)
+        statement = _plain(names, "%(limit)s") if text else first_statement(f, names)
+        rows = _rows(conn, statement, params)
     items: list[Job] = [_job(r) for r in rows[:limit]]
     if len(rows) > limit:
         last = rows[limit - 1]
@@ -233,33 +233,36 @@ def _merged(f: JobFilter, names: list[str]) -> bool:
         not f.states or bool(set(f.states) & _STATE_LITERALS.keys()))
 
 
-def _with_window(statement: str, f: JobFilter, names: list[str]) -> str:
-    """A text statement with its window of newest jobs under the other filters."""
+def _plain(names: list[str], limit: str) -> str:
+    """The newest `limit` jobs under the filters, by whichever index the planner picks."""
+    return with_filters(Q["list_jobs"], Q, names).replace("{limit}", limit)
+
+
+def _newest(f: JobFilter, names: list[str], limit: str) -> str:
+    """The newest `limit` jobs under the (non-text) filters: per-state ranges merged, or the
+    plain statement where a worker or id filter has its own index."""
+    if not _merged(f, names):
+        return _plain(names, limit)
+    others = " ".join(Q[n] for n in names if n not in ("f_state", "f_states"))
+    states = sorted(set(f.states) & _STATE_LITERALS.keys()) if f.states else list(_STATE_LITERALS)
+    branch = Q["newest_branch"].replace("{filters}", others).replace("{limit}", limit)
+    branches = " UNION ALL ".join(branch.replace("{state}", _STATE_LITERALS[s]) for s in states)
+    return Q["list_jobs_merged"].replace("{newest}", branches).replace("{limit}", limit)
+
+
+def _with_window(statement: str, names: list[str], f: JobFilter) -> str:
+    """A text statement with its window: the newest jobs under the other filters."""
     plain = [n for n in names if n not in _TEXT_FILTERS]
-    if _merged(f, plain):
-        window = Q["window_merged"].replace("{newest}", _newest(f, plain, "%(window)s"))
-    else:
-        window = with_filters(Q["window_plain"], Q, plain)
     text = " ".join(Q[n] for n in names if n in _TEXT_FILTERS)
-    return statement.replace("{window}", window).replace("{text}", text)
+    return (statement.replace("{window}", _newest(f, plain, "%(window)s"))
+            .replace("{text}", text))
 
 
 def first_statement(f: JobFilter, names: list[str]) -> str:
     """The statement a list runs first for these filters (`_filters`' names)."""
     if any(n in _TEXT_FILTERS for n in names):
-        return _with_window(Q["list_jobs_recent_text"], f, names)
-    if _merged(f, names):
-        return Q["list_jobs_merged"].replace("{newest}", _newest(f, names, "%(limit)s"))
-    return with_filters(Q["list_jobs"], Q, names)
-
-
-def _newest(f: JobFilter, names: list[str], limit: str) -> str:
-    """The per-state branches of a merged list: one per state of the filter (all if none),
-    each under the other filters."""
-    others = " ".join(Q[n] for n in names if n not in ("f_state", "f_states"))
-    states = sorted(set(f.states) & _STATE_LITERALS.keys()) if f.states else list(_STATE_LITERALS)
-    branch = Q["newest_branch"].replace("{filters}", others).replace("{limit}", limit)
-    return " UNION ALL ".join(branch.replace("{state}", _STATE_LITERALS[s]) for s in states)
+        return _with_window(Q["list_jobs_recent_text"], names, f)
+    return _newest(f, names, "%(limit)s")
 
 
 def _rows(conn: psycopg.Connection, statement: str, params: dict[str, Any]

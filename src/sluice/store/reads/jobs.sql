@@ -1,6 +1,8 @@
 -- Job list and detail reads. `list_jobs` and `job_facets` carry a {filters} slot filled only
 -- with the static `f_*` fragments below (never user text): one plan shape per filter set,
 -- so PostgreSQL plans each combination for its own index instead of a generic catch-all.
+-- A {limit} slot takes the name of the limit parameter (%(limit)s, or %(window)s for the
+-- text filters' window of newest jobs).
 
 -- name: list_jobs
 SELECT job_id, name, state, queue, worker, retries, sent_at, received_at, started_at,
@@ -9,7 +11,7 @@ SELECT job_id, name, state, queue, worker, retries, sent_at, received_at, starte
 FROM jobs
 WHERE connection_id = %(connection_id)s {filters}
 ORDER BY first_seen_at DESC, job_id DESC
-LIMIT %(limit)s
+LIMIT {limit}
 
 -- name: list_jobs_merged
 -- Without a worker or id filter: each state's newest rows (one ordered range of
@@ -19,7 +21,7 @@ LIMIT %(limit)s
 -- job write one more index entry.
 SELECT * FROM ({newest}) AS j
 ORDER BY first_seen_at DESC, job_id DESC
-LIMIT %(limit)s
+LIMIT {limit}
 
 -- name: newest_branch
 -- One state's part of a merged list: its slots take a State value as a literal (never user
@@ -31,22 +33,6 @@ LIMIT %(limit)s
  WHERE connection_id = %(connection_id)s AND state = {state} {filters}
  ORDER BY first_seen_at DESC, job_id DESC
  LIMIT {limit})
-
--- name: window_plain
--- The newest `window` jobs under the filters, by the index that serves them (worker, id).
-SELECT job_id, name, state, queue, worker, retries, sent_at, received_at, started_at,
-       finished_at, runtime, exception, first_seen_at, last_event_at, parent_id, root_id,
-       group_id
-FROM jobs
-WHERE connection_id = %(connection_id)s {filters}
-ORDER BY first_seen_at DESC, job_id DESC
-LIMIT %(window)s
-
--- name: window_merged
--- The newest `window` jobs under the filters, from the per-state branches.
-SELECT * FROM ({newest}) AS u
-ORDER BY first_seen_at DESC, job_id DESC
-LIMIT %(window)s
 
 -- name: list_jobs_recent_text
 -- Substring filters, first try: the newest `window` jobs under the other filters (an
