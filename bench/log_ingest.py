@@ -106,7 +106,6 @@ def sluice_rate(url: str, stream: list[dict], name: str) -> float:
         results = [f.result() for f in futures]
     stored = sum(n for n, _ in results)
     elapsed = max(done for _, done in results) - start
-    print(f"  (pool shut down {time.time() - start - elapsed:.2f}s after the last append)")
     with psycopg.connect(url, autocommit=True) as conn:
         jobs = conn.execute("SELECT count(*) FROM jobs WHERE connection_id = %s",
                             (cid,)).fetchone()

@@ -58,11 +58,10 @@ def _ids(job_ids: Iterable[str]) -> str:
     return _JSON.encode(sorted(job_ids)).decode()
 
 
-def _fold_all(conn: psycopg.Connection, connection_id: str, new: dict[str, list[Event]]
+def _fold_all(conn: psycopg.Connection, params: dict[str, str], new: dict[str, list[Event]]
               ) -> list[_Folded]:
     """Take the jobs' rows (deleting them: each is written again, with its new events) and
-    fold each job's old and new events."""
-    params = {"connection_id": connection_id, "job_ids": _ids(new)}
+    fold each job's old and new events. params: connection_id and job_ids (`_ids`)."""
     old: dict[str, tuple[list[Contribution], list[Event]]] = {
         job_id: ([tuple(c) for c in msgspec.json.decode(outcomes)],
                  _UNPACK.decode(packed))
@@ -145,8 +144,9 @@ def project_jobs(conn: psycopg.Connection, connection_id: str, events: Sequence[
     for e in events:
         new[e.job_id or ""].append(e)
     # one projector per job at a time: concurrent appends must not fold a stale copy
-    conn.execute(Q["lock_jobs"], {"connection_id": connection_id, "job_ids": _ids(new)})
-    folded = _fold_all(conn, connection_id, new)
+    params = {"connection_id": connection_id, "job_ids": _ids(new)}
+    conn.execute(Q["lock_jobs"], params)
+    folded = _fold_all(conn, params, new)
     if not folded:
         return
     _write_jobs(conn, connection_id, folded)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -14,7 +13,7 @@ from sluice.domain.events import EVENT_DECODER, EVENT_ENCODER, Event, Rejection
 from sluice.projections.project import project_batch
 
 from . import partitions
-from .binary_copy import as_date, day_of, micros
+from .binary_copy import as_date, day_of, micros, utc_date
 from .sqlfiles import queries
 
 Q = queries(__file__)
@@ -78,13 +77,14 @@ def _rows(events: Sequence[Event]) -> list[_Row]:
 def stored_keys(conn: psycopg.Connection, connection_id: str, events: Sequence[Event]
                 ) -> set[str]:
     """The dedup keys of these events that the connection's log already holds."""
-    by_day: dict[dt.date, list[str]] = defaultdict(list)
-    for e in events:
-        by_day[dt.datetime.fromtimestamp(e.timestamp, dt.UTC).date()].append(e.dedup_key)
+    by_day: dict[int, list[str]] = defaultdict(list)
+    for e in events:  # the day the log's row has (_rows), so the probe finds its partition
+        by_day[utc_date(e.timestamp)].append(e.dedup_key)
     found: set[str] = set()
     for day, keys in by_day.items():
         found.update(key for (key,) in conn.execute(
-            Q["existing_keys"], {"connection_id": connection_id, "day": day, "keys": keys}))
+            Q["existing_keys"],
+            {"connection_id": connection_id, "day": as_date(day), "keys": keys}))
     return found
 
 
