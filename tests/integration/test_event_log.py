@@ -115,6 +115,44 @@ def test_a_reused_dedup_key_never_reaches_the_read_models(db: psycopg.Connection
     assert payload == ("app.first",)
 
 
+def _keyed_fold(packed: bytes) -> bytes:
+    """A job row's events as rows written before FoldEvent kept them: keyed Event maps."""
+    from sluice.projections import jobs as projection
+
+    events = [Event(**msgspec.structs.asdict(e)) for e in projection._unpack(packed)]
+    return msgspec.msgpack.Encoder(order="deterministic").encode(events)
+
+
+def test_job_rows_written_with_keyed_folds_still_merge(
+    db: psycopg.Connection, fixture_events_path: Path
+) -> None:
+    """Rows whose fold holds keyed Events (before positional FoldEvents) merge new events as
+    rows written now do: the same jobs as one append of everything."""
+    whole, split = (connections.create_connection(db, name) for name in ("whole", "split"))
+    event_log.append(db, whole, normalized(fixture_events_path, whole))
+    events = normalized(fixture_events_path, split)
+    event_log.append(db, split, events[:30])
+    for job_id, packed in db.execute("SELECT job_id, fold FROM jobs WHERE connection_id = %s",
+                                     (split,)).fetchall():
+        db.execute("UPDATE jobs SET fold = %s WHERE connection_id = %s AND job_id = %s",
+                   (_keyed_fold(packed), split, job_id))
+    keyed = db.execute("SELECT count(*) FROM jobs WHERE connection_id = %s AND (get_byte(fold, 1) "
+                       "BETWEEN 128 AND 143 OR get_byte(fold, 1) IN (222, 223))",  # msgpack maps
+                       (split,)).fetchone()
+    assert keyed == (6,)
+    event_log.append(db, split, events[30:])
+
+    def jobs(cid: str) -> list[tuple[Any, ...]]:
+        return db.execute(
+            "SELECT job_id, state, name, queue, worker, retries, args, result, runtime, "
+            "exception, traceback, sent_at, started_at, finished_at, events, "
+            "outcomes::text, history::text FROM jobs WHERE connection_id = %s ORDER BY job_id",
+            (cid,)).fetchall()
+
+    assert jobs(split) == jobs(whole)
+    assert len(jobs(split)) == 13
+
+
 def _snapshot(db: psycopg.Connection) -> dict[str, list[tuple[Any, ...]]]:
     tables = ["events", "jobs", "job_transitions", "workers", "queues", "rollups_minute"]
     return {t: sorted(db.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}

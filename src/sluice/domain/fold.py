@@ -47,6 +47,44 @@ _FAILING_VALUES: Final = frozenset({State.FAILED.value, State.RETRYING.value})
 _ETA_SLACK_S: Final = 0.5
 
 
+class FoldEvent(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """A job event as the fold reads it, and as a job's row keeps its events for later
+    merges (the log keeps them whole). Positional, for compact rows: add fields at the end
+    only, with defaults, and never reorder."""
+
+    kind: str
+    timestamp: float
+    dedup_key: str
+    hostname: str | None = None
+    clock: int | None = None
+    retries: int | None = None
+    name: str | None = None
+    queue: str | None = None
+    routing_key: str | None = None
+    args: str | None = None
+    kwargs: str | None = None
+    root_id: str | None = None
+    parent_id: str | None = None
+    group_id: str | None = None
+    eta: str | None = None
+    expires: str | None = None
+    result: str | None = None
+    runtime: float | None = None
+    exception: str | None = None
+    traceback: str | None = None
+
+
+# The fold reads the same fields of an Event and of a FoldEvent.
+FoldInput = Event | FoldEvent
+
+
+def fold_event(e: FoldInput) -> FoldEvent:
+    """What the fold reads of an event."""
+    if isinstance(e, FoldEvent):
+        return e
+    return msgspec.convert(e, FoldEvent, from_attributes=True)
+
+
 class Transition(msgspec.Struct, frozen=True, array_like=True, gc=False):
     state: str
     at: float
@@ -106,7 +144,7 @@ def _eta_seconds(eta: str | None) -> float | None:
     return parsed.timestamp()
 
 
-def _waiting_state(event: Event, attempt: int) -> State:
+def _waiting_state(event: FoldInput, attempt: int) -> State:
     eta = _eta_seconds(event.eta)
     if eta is not None and eta > event.timestamp + _ETA_SLACK_S:
         return State.RETRYING if attempt > 0 else State.SCHEDULED
@@ -114,14 +152,14 @@ def _waiting_state(event: Event, attempt: int) -> State:
 
 
 def _latest_before(
-    anchors: dict[str | None, list[tuple[float, int, int]]], e: Event
+    anchors: dict[str | None, list[tuple[float, int, int]]], e: FoldInput
 ) -> int | None:
     mine = (e.timestamp, e.clock or 0)
     before = [a for a in anchors.get(e.hostname, ()) if (a[0], a[1]) <= mine]
     return max(before)[2] if before else None
 
 
-def _attempts(events: list[Event]) -> dict[str, int]:
+def _attempts(events: list[FoldInput]) -> dict[str, int]:
     """Attempt number of every event, by dedup key.
 
     A worker publishes a retry's next message before it reports task-retried, and may
@@ -157,7 +195,7 @@ def _attempts(events: list[Event]) -> dict[str, int]:
     return attempt
 
 
-def _retries_before(events: list[Event], e: Event) -> int:
+def _retries_before(events: list[FoldInput], e: FoldInput) -> int:
     """With no receipt seen from the event's host: how many times that host retried before."""
     mine = (e.timestamp, e.clock or 0)
     return sum(
@@ -168,7 +206,7 @@ def _retries_before(events: list[Event], e: Event) -> int:
     )
 
 
-def order(events: Iterable[Event]) -> list[tuple[int, Event]]:
+def order(events: Iterable[FoldInput]) -> list[tuple[int, FoldInput]]:
     """The job's distinct events in fold order, each with its attempt number."""
     items = list({e.dedup_key: e for e in events if e.kind in _PHASE}.values())
     if len(items) == 1:  # a new job's first event (half of all folds): _attempts' answer
@@ -192,13 +230,13 @@ _LATEST_WINS: Final = ("name", "args", "kwargs", "eta", "expires", "root_id", "g
                        "routing_key")
 
 
-def _state_of(event: Event, attempt: int) -> str:
+def _state_of(event: FoldInput, attempt: int) -> str:
     if event.kind in _WAITING_KINDS:
         return _QUEUED if event.eta is None else _waiting_state(event, attempt).value
     return _OUTCOME_VALUE[event.kind]
 
 
-def _apply(view: JobView, attempt: int, e: Event, state: str) -> None:
+def _apply(view: JobView, attempt: int, e: FoldInput, state: str) -> None:
     view.state = state
     view.history.append(Transition(state, e.timestamp, e.kind, e.hostname, attempt))
     for field in _LATEST_WINS:
@@ -224,7 +262,7 @@ def _apply(view: JobView, attempt: int, e: Event, state: str) -> None:
         view.retries = max(attempt, retries)
 
 
-def _finish(view: JobView, attempt_events: list[tuple[int, Event]]) -> None:
+def _finish(view: JobView, attempt_events: list[tuple[int, FoldInput]]) -> None:
     last_attempt = attempt_events[-1][0]
     final = [e for a, e in attempt_events if a == last_attempt]
     if view.state in _TERMINAL_VALUES:
@@ -246,7 +284,7 @@ def _finish(view: JobView, attempt_events: list[tuple[int, Event]]) -> None:
             view.exception = "rejected"
 
 
-def _outcomes(ordered: list[tuple[int, Event]], view: JobView) -> list[Outcome]:
+def _outcomes(ordered: list[tuple[int, FoldInput]], view: JobView) -> list[Outcome]:
     out = [
         Outcome(int(e.timestamp // 60 * 60), State.RETRYING.value, None)
         for _, e in ordered
@@ -257,12 +295,12 @@ def _outcomes(ordered: list[tuple[int, Event]], view: JobView) -> list[Outcome]:
     return out
 
 
-def fold(job_id: str, events: Iterable[Event]) -> JobView:
+def fold(job_id: str, events: Iterable[FoldInput]) -> JobView:
     """The read model of one job from any collection of its events (order and copies ignored)."""
     return fold_ordered(job_id, order(events))
 
 
-def fold_ordered(job_id: str, ordered: list[tuple[int, Event]]) -> JobView:
+def fold_ordered(job_id: str, ordered: list[tuple[int, FoldInput]]) -> JobView:
     """`fold`, given the events already put in fold order by `order`."""
     view = JobView(id=job_id, history=[])
     if not ordered:

@@ -17,24 +17,24 @@ import msgspec
 import psycopg
 
 from sluice.domain.events import Event
-from sluice.domain.fold import JobView, fold_ordered, order
+from sluice.domain.fold import FoldEvent, FoldInput, JobView, fold_event, fold_ordered, order
 from sluice.store.binary_copy import timestamptz
 from sluice.store.sqlfiles import queries
 
 Q = queries(__file__)
 _JSON = msgspec.json.Encoder()
-_PACK = msgspec.msgpack.Encoder(order="deterministic")  # equal event sets, equal bytes
-_UNPACK = msgspec.msgpack.Decoder(list[Event])
+# A row keeps its events as FoldEvents, positional: ~25% smaller than keyed maps, and
+# cheaper to decode than whole Events. Equal event sets give equal bytes (fold order).
+_PACK = msgspec.msgpack.Encoder()
+_UNPACK = msgspec.msgpack.Decoder(list[FoldEvent])
+_UNPACK_KEYED = msgspec.msgpack.Decoder(list[Event])  # rows written before (keyed Events)
 
 
-def _fold_input(e: Event) -> Event:
-    """The event as the job row keeps it for later merges: without what the fold never reads
-    (the row holds the ids; pid, utcoffset, exchange, extensions stay in the log), which
-    makes rows ~20% smaller."""
-    if e.job_id is None:
-        return e  # already stripped (kept from an earlier merge)
-    return msgspec.structs.replace(e, connection_id=None, job_id=None, pid=None, utcoffset=None,
-                                   exchange=None, extensions={})
+def _unpack(packed: bytes) -> list[FoldEvent]:
+    try:
+        return _UNPACK.decode(packed)
+    except msgspec.ValidationError:
+        return [fold_event(e) for e in _UNPACK_KEYED.decode(packed)]
 
 # A rollup contribution as stored on the job: [minute, outcome, runtime, name, queue].
 Contribution = tuple[int, str, float | None, str, str]
@@ -42,7 +42,7 @@ Contribution = tuple[int, str, float | None, str, str]
 
 class _Folded(msgspec.Struct, gc=False):
     view: JobView
-    ordered: list[Event]
+    ordered: list[FoldInput]
     old_outcomes: list[Contribution]
     outcomes: list[Contribution]
 
@@ -62,9 +62,8 @@ def _fold_all(conn: psycopg.Connection, params: dict[str, str], new: dict[str, l
               ) -> list[_Folded]:
     """Take the jobs' rows (deleting them: each is written again, with its new events) and
     fold each job's old and new events. params: connection_id and job_ids (`_ids`)."""
-    old: dict[str, tuple[list[Contribution], list[Event]]] = {
-        job_id: ([tuple(c) for c in msgspec.json.decode(outcomes)],
-                 _UNPACK.decode(packed))
+    old: dict[str, tuple[list[Contribution], list[FoldEvent]]] = {
+        job_id: ([tuple(c) for c in msgspec.json.decode(outcomes)], _unpack(packed))
         for job_id, outcomes, packed in conn.execute(Q["take_job_folds"], params)
     }
     folded = []
@@ -100,7 +99,7 @@ def _write_jobs(conn: psycopg.Connection, connection_id: str, folded: list[_Fold
                 v.traceback, v.eta, v.expires, v.parent_id, v.root_id, v.group_id, v.rejected,
                 timestamptz(v.first_event_at), timestamptz(v.last_event_at), v.events,
                 _JSON.encode(f.outcomes).decode(),
-                _PACK.encode([_fold_input(e) for e in f.ordered]),
+                _PACK.encode([fold_event(e) for e in f.ordered]),
                 _JSON.encode(v.history).decode(),
             ))
 
