@@ -5,9 +5,14 @@ SDK and the agent send them, and appended by 2 processes at once, as by 2 API pr
 
 Run from the repo root: `python bench/log_ingest.py` (embedded PostgreSQL, or the server at
 SLUICE_DATABASE_URL: a fresh database is created on it and dropped after).
-After an untimed warm-up round and a checkpoint (as on a server that has run a while),
-both sides run ROUNDS times, alternating (Sluice with fresh events as a new connection each
-round, so its tables grow), and the medians are compared: this VM's speed drifts by half.
+After an untimed warm-up round, both sides run ROUNDS times, alternating (Sluice with fresh
+events as a new connection each round, so its tables grow), and the medians are compared:
+this VM's speed drifts by half. Each Sluice round starts after an untimed checkpoint, as on a
+server that has run a while: at this rate one checkpoints every half minute (max_wal_size),
+and WAL is then written into recycled segments. Without it, the log's WAL would grow into
+new files all run long (no checkpoint falls within a round), and on this VM every new page
+of file cache costs ~2 ms per MB the first time (guest memory the host has not backed yet):
+the third round would measure that, not the ingest path.
 Env: SLUICE_BENCH_TASKS (default 20000 tasks, about 82,000 events), SLUICE_BENCH_ROUNDS (3),
 SLUICE_BENCH_APPENDERS (2).
 """
@@ -122,17 +127,17 @@ def main() -> None:
     ours: list[float] = []
     theirs: list[float] = []
     with scratch_database() as url:
-        # untimed: a server that has been running reuses its WAL segments at checkpoints,
-        # where a fresh one creates (zero-fills) each; measure the former
-        print("warm-up: one untimed round, then a checkpoint ...", flush=True)
+        print("warm-up: one untimed round ...", flush=True)
         sluice_rate(url, traffic.stream(n, seed=3), "bench-warm-up")
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("CHECKPOINT")
         for k in range(ROUNDS):
+            events = stream if k == 0 else traffic.stream(n, seed=7 + k)
+            # untimed: a server that has been running writes WAL into segments recycled at
+            # its last checkpoint, where a fresh one creates (zero-fills) each
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("CHECKPOINT")
             # each round writes as a new connection into the same, growing tables
             print(f"round {k + 1}: durable append + projection into PostgreSQL, "
-                  f"{APPENDERS} appenders ...", flush=True)
-            events = stream if k == 0 else traffic.stream(n, seed=7 + k)
+                  f"{APPENDERS} appenders (after a checkpoint) ...", flush=True)
             ours.append(sluice_rate(url, events, f"bench-{k}"))
             print(f"  sluice: {ours[-1]:,.0f} events/s")
             print(f"round {k + 1}: Flower's in-memory EventsState.event on the same events ...",
