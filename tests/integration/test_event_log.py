@@ -153,6 +153,55 @@ def test_job_rows_written_with_keyed_folds_still_merge(
     assert len(jobs(split)) == 13
 
 
+def test_a_batch_stores_its_free_jobs_while_another_append_holds_one(fresh_db_url: str) -> None:
+    """An append held up by another append's job stores the rest of its batch at once (and
+    counts it), then that job's events once the other commits; nothing is lost or doubled."""
+    from sluice.store import quotas
+
+    with psycopg.connect(fresh_db_url, autocommit=True) as db:
+        cid = connections.create_connection(db, "split")
+        now = time.time()
+        batch = [
+            Event(kind="job.sent", timestamp=now, dedup_key="held-1", job_id="job-held",
+                  name="app.held", queue="default"),
+            Event(kind="job.sent", timestamp=now, dedup_key="free-1", job_id="job-free",
+                  name="app.free", queue="default"),
+            Event(kind="job.started", timestamp=now + 1, dedup_key="free-2", job_id="job-free",
+                  hostname="w1@h"),
+        ]
+        done: list[quotas.QuotaAppend] = []
+        with psycopg.connect(fresh_db_url, autocommit=True) as other:
+            other.execute("BEGIN")  # another append, projecting job-held
+            other.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                          (f"{cid}:job-held",))
+
+            def ingest() -> None:
+                with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+                    done.append(quotas.append_within_quota(conn, cid, batch, quotas.utc_day()))
+
+            worker = threading.Thread(target=ingest)
+            worker.start()
+            deadline = time.monotonic() + 10
+            free = "SELECT count(*) FROM jobs WHERE job_id = 'job-free'"
+            while time.monotonic() < deadline and db.execute(free).fetchone() != (1,):
+                time.sleep(0.02)
+            jobs = db.execute("SELECT job_id, state FROM jobs ORDER BY job_id").fetchall()
+            stored = db.execute("SELECT dedup_key FROM events ORDER BY position").fetchall()
+            assert worker.is_alive()  # still waiting for job-held
+            assert jobs == [("job-free", "active")]
+            assert stored == [("free-1",), ("free-2",)]
+            assert quotas.usage(db, cid, quotas.utc_day()) == 2
+            other.execute("COMMIT")
+            worker.join(10)
+        assert not worker.is_alive()
+        assert [(r.accepted, r.duplicates, r.rejected) for r in done] == [(3, 0, [])]
+        assert db.execute("SELECT job_id, state, name FROM jobs ORDER BY job_id").fetchall() == [
+            ("job-free", "active", "app.free"), ("job-held", "queued", "app.held")]
+        assert db.execute("SELECT dedup_key FROM events ORDER BY position").fetchall() == [
+            ("free-1",), ("free-2",), ("held-1",)]
+        assert quotas.usage(db, cid, quotas.utc_day()) == 3
+
+
 def _snapshot(db: psycopg.Connection) -> dict[str, list[tuple[Any, ...]]]:
     tables = ["events", "jobs", "job_transitions", "workers", "queues", "rollups_minute"]
     return {t: sorted(db.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}

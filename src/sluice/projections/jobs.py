@@ -138,15 +138,26 @@ def _apply_rollups(conn: psycopg.Connection, connection_id: str, folded: list[_F
                      {"connection_id": connection_id, "minutes": minutes})
 
 
-def project_jobs(conn: psycopg.Connection, connection_id: str, events: Sequence[Event]) -> None:
+def project_jobs(conn: psycopg.Connection, connection_id: str, events: Sequence[Event],
+                 *, wait: bool = True) -> set[str]:
+    """Fold the events into their jobs' rows; answer the jobs left out. One projector per
+    job at a time (concurrent appends must not fold a stale copy): with `wait`, this waits
+    for the jobs that other appends hold; without, it leaves those out."""
     new: dict[str, list[Event]] = defaultdict(list)
     for e in events:
         new[e.job_id or ""].append(e)
-    # one projector per job at a time: concurrent appends must not fold a stale copy
     params = {"connection_id": connection_id, "job_ids": _ids(new)}
-    conn.execute(Q["lock_jobs"], params)
+    held: set[str] = set()
+    if wait:
+        conn.execute(Q["lock_jobs"], params)
+    else:
+        held = {job_id for (job_id,) in conn.execute(Q["try_lock_jobs"], params)}
+        if held:
+            for job_id in held:
+                del new[job_id]
+            params["job_ids"] = _ids(new)
     folded = _fold_all(conn, params, new)
-    if not folded:
-        return
-    _write_jobs(conn, connection_id, folded)
-    _apply_rollups(conn, connection_id, folded)
+    if folded:
+        _write_jobs(conn, connection_id, folded)
+        _apply_rollups(conn, connection_id, folded)
+    return held

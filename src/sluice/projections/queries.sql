@@ -6,6 +6,15 @@ FROM (SELECT DISTINCT hashtextextended(%(connection_id)s || ':' || u.job_id, 0) 
       FROM json_array_elements_text(%(job_ids)s::json) AS u(job_id)
       ORDER BY 1) AS locks
 
+-- name: try_lock_jobs
+-- lock_jobs without waiting: takes the locks that are free, answers the jobs whose lock
+-- another append holds. Hash order, as lock_jobs, though nothing here waits.
+SELECT u.job_id
+FROM (SELECT hashtextextended(%(connection_id)s || ':' || j.job_id, 0) AS h, j.job_id
+      FROM json_array_elements_text(%(job_ids)s::json) AS j(job_id)
+      ORDER BY 1) AS u
+WHERE NOT pg_try_advisory_xact_lock(u.h)
+
 -- name: take_job_folds
 -- The rows about to be rewritten, deleted as they are read (one primary-key probe per job, and
 -- delete + COPY costs less than INSERT .. ON CONFLICT UPDATE). The job locks make this and the

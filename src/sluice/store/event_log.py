@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import msgspec
 import psycopg
 
 from sluice.domain.events import EVENT_DECODER, EVENT_ENCODER, Event, Rejection
-from sluice.projections.project import project_batch
+from sluice.projections.project import is_job_event, project_batch
 
 from . import partitions
 from .binary_copy import as_date, day_of, micros, utc_date
 from .sqlfiles import queries
 
 Q = queries(__file__)
+# Runs in an append's transaction with the number of events it stored (e.g. a usage count).
+OnStored = Callable[[psycopg.Connection, int], None]
 
 
 class RejectedItem(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -116,10 +118,13 @@ def _insert(conn: psycopg.Connection, connection_id: str, rows: list[_Row]) -> i
     return int(first) + len(rows) - 1
 
 
-def _project_and_insert(conn: psycopg.Connection, connection_id: str, rows: list[_Row]
-                        ) -> tuple[list[_Row], int | None]:
+def _project_and_insert(conn: psycopg.Connection, connection_id: str, rows: list[_Row],
+                        *, wait: bool = True, on_stored: OnStored | None = None
+                        ) -> tuple[list[_Row], int | None, list[_Row]]:
     """Project the rows and insert them into the log, in one transaction (a savepoint when
-    the caller has one open): (rows stored, last position).
+    the caller has one open): (rows stored, last position, rows left for later). Without
+    `wait`, the rows of jobs that another append is projecting are left for later instead of
+    waiting for it. `on_stored(conn, n)` runs in the transaction once n rows are stored.
 
     Optimistic: no probe for duplicates first. When the log's unique key finds some (a
     resent batch, or a key a sender reused), the rollback takes back the projection with the
@@ -130,15 +135,21 @@ def _project_and_insert(conn: psycopg.Connection, connection_id: str, rows: list
     while rows:
         try:
             with conn.transaction():
-                project_batch(conn, connection_id, [r.event for r in rows])
-                return rows, _insert(conn, connection_id, rows)
+                held = project_batch(conn, connection_id, [r.event for r in rows], wait=wait)
+                now = [r for r in rows if r.event.job_id not in held or not is_job_event(r.event)]
+                later = [r for r in rows if r.event.job_id in held and is_job_event(r.event)]
+                last = _insert(conn, connection_id, now) if now else None
+                if now and on_stored is not None:
+                    on_stored(conn, len(now))
+                return now, last, later
         except psycopg.errors.UniqueViolation:
             rows = _not_stored(conn, connection_id, rows)
-    return rows, None
+    return rows, None, []
 
 
 def append(
-    conn: psycopg.Connection, connection_id: str, items: Sequence[Event | Rejection]
+    conn: psycopg.Connection, connection_id: str, items: Sequence[Event | Rejection],
+    *, on_stored: OnStored | None = None,
 ) -> AppendResult:
     """Store the events of a batch (rejections are reported by index), project them in the
     same transaction, and notify followers. Events already in the log count as duplicates.
@@ -146,6 +157,13 @@ def append(
     Projection runs before the log lock (under per-job locks), so concurrent appends overlap
     everywhere but the insert. Duplicates are found by the insert's unique key, not probed
     for beforehand (see _project_and_insert).
+
+    Outside a transaction, jobs that another append is projecting do not hold up the rest:
+    the batch's other events are projected and stored in one transaction, then those jobs'
+    events in a second one, which waits for them (a sender that retries the batch meanwhile
+    finds the first part stored, as duplicates). Inside the caller's transaction, one
+    transaction (a savepoint) waits for all. `on_stored(conn, n)` runs in each transaction
+    that stores n events.
     """
     rejected = [
         RejectedItem(i, item.reason, item.field)
@@ -157,7 +175,14 @@ def append(
         return AppendResult(accepted=0, duplicates=0, rejected=rejected)
     rows = _rows(events)
     partitions.ensure(conn, {as_date(day) for day in {r.day for r in rows}})
-    fresh, last = _project_and_insert(conn, connection_id, rows)
+    split = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    fresh, last, later = _project_and_insert(conn, connection_id, rows, wait=not split,
+                                             on_stored=on_stored)
+    if later:  # the jobs another append held: wait for them now
+        more, last_more, _ = _project_and_insert(conn, connection_id, later,
+                                                 on_stored=on_stored)
+        fresh += more
+        last = last_more if last_more is not None else last
     return AppendResult(
         accepted=len(fresh),
         duplicates=len(events) - len(fresh),

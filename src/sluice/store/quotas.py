@@ -87,9 +87,17 @@ def append_within_quota(
     take = [e for _, e in pending]
     duplicates = 0
     limit_row = conn.execute(Q["daily_limit"], params).fetchone()
-    limited = limit_row is not None and limit_row[0] is not None
+    if limit_row is None or limit_row[0] is None:
+        # No quota: nothing to lock first, so batches project concurrently (and one held up
+        # by another's jobs stores the rest meanwhile: event_log.append); each of its
+        # transactions adds what it stored to the count, so the count stays exact.
+        def count(c: psycopg.Connection, n: int) -> None:
+            c.execute(Q["add_usage"], {**params, "n": n})
+
+        result = event_log.append(conn, connection_id, take, on_stored=count)
+        return QuotaAppend(result.accepted, result.duplicates, rejected, result.last_position)
     with conn.transaction():
-        if limited and pending:
+        if pending:
             # Under a quota, batches of one connection take turns (the counter's row lock,
             # held to commit) so that what fits is decided exactly.
             row = conn.execute(Q["lock_usage"], params).fetchone()
@@ -102,10 +110,9 @@ def append_within_quota(
                                                         limit - used)
                 rejected.extend(RejectedItem(i, QUOTA_EXCEEDED) for i in over)
                 rejected.sort(key=lambda r: r.index)
-        # One append per transaction: event_log.append runs nested here (a savepoint). Without
-        # a quota nothing is locked before it, so batches project concurrently; the count is
-        # added after, in the same transaction, so it stays exact. (Only while a quota is being
-        # switched on can the two lock orders meet: PostgreSQL then aborts one batch as a
+        # One append per transaction: event_log.append runs nested here (a savepoint), and the
+        # count is added after, in the same transaction. (Only while a quota is being switched
+        # on can this lock order meet the unlimited one: PostgreSQL then aborts one batch as a
         # deadlock, which answers 503 and the sender retries.)
         result = event_log.append(conn, connection_id, take)
         if result.accepted:
