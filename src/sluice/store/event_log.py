@@ -118,6 +118,17 @@ def _insert(conn: psycopg.Connection, connection_id: str, rows: list[_Row]) -> i
     return int(first) + len(rows) - 1
 
 
+def _split_held(rows: list[_Row], held: set[str]) -> tuple[list[_Row], list[_Row]]:
+    """(rows to store now, rows of the held jobs, for later)."""
+    if not held:
+        return rows, []
+    now: list[_Row] = []
+    later: list[_Row] = []
+    for r in rows:
+        (later if r.event.job_id in held and is_job_event(r.event) else now).append(r)
+    return now, later
+
+
 def _project_and_insert(conn: psycopg.Connection, connection_id: str, rows: list[_Row],
                         *, wait: bool = True, on_stored: OnStored | None = None
                         ) -> tuple[list[_Row], int | None, list[_Row]]:
@@ -136,8 +147,7 @@ def _project_and_insert(conn: psycopg.Connection, connection_id: str, rows: list
         try:
             with conn.transaction():
                 held = project_batch(conn, connection_id, [r.event for r in rows], wait=wait)
-                now = [r for r in rows if r.event.job_id not in held or not is_job_event(r.event)]
-                later = [r for r in rows if r.event.job_id in held and is_job_event(r.event)]
+                now, later = _split_held(rows, held)
                 last = _insert(conn, connection_id, now) if now else None
                 if now and on_stored is not None:
                     on_stored(conn, len(now))
