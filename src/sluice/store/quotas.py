@@ -86,14 +86,15 @@ def append_within_quota(
     params = {"connection_id": connection_id, "day": day}
     take = [e for _, e in pending]
     duplicates = 0
+    def count(c: psycopg.Connection, n: int) -> None:
+        """Add what an append's transaction stored to the day's count, in that transaction:
+        the count stays exact."""
+        c.execute(Q["add_usage"], {**params, "n": n})
+
     limit_row = conn.execute(Q["daily_limit"], params).fetchone()
     if limit_row is None or limit_row[0] is None:
         # No quota: nothing to lock first, so batches project concurrently (and one held up
-        # by another's jobs stores the rest meanwhile: event_log.append); each of its
-        # transactions adds what it stored to the count, so the count stays exact.
-        def count(c: psycopg.Connection, n: int) -> None:
-            c.execute(Q["add_usage"], {**params, "n": n})
-
+        # by another's jobs stores the rest meanwhile: event_log.append).
         result = event_log.append(conn, connection_id, take, on_stored=count)
         return QuotaAppend(result.accepted, result.duplicates, rejected, result.last_position)
     with conn.transaction():
@@ -110,12 +111,10 @@ def append_within_quota(
                                                         limit - used)
                 rejected.extend(RejectedItem(i, QUOTA_EXCEEDED) for i in over)
                 rejected.sort(key=lambda r: r.index)
-        # One append per transaction: event_log.append runs nested here (a savepoint), and the
-        # count is added after, in the same transaction. (Only while a quota is being switched
-        # on can this lock order meet the unlimited one: PostgreSQL then aborts one batch as a
-        # deadlock, which answers 503 and the sender retries.)
-        result = event_log.append(conn, connection_id, take)
-        if result.accepted:
-            conn.execute(Q["add_usage"], {**params, "n": result.accepted})
+        # One append per transaction: event_log.append runs nested here (a savepoint), and
+        # counts in it. (Only while a quota is being switched on can this lock order meet the
+        # unlimited one: PostgreSQL then aborts one batch as a deadlock, which answers 503 and
+        # the sender retries.)
+        result = event_log.append(conn, connection_id, take, on_stored=count)
     return QuotaAppend(result.accepted, duplicates + result.duplicates, rejected,
                        result.last_position)
