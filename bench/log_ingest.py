@@ -28,6 +28,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -43,16 +44,17 @@ from sluice.store.migrations import migrate
 BATCH = 500
 APPENDERS = int(os.environ.get("SLUICE_BENCH_APPENDERS", "2"))  # like 2 API worker processes
 ROUNDS = int(os.environ.get("SLUICE_BENCH_ROUNDS", "3"))  # this VM is noisy: medians
+Raw = dict[str, Any]  # a Celery event as a worker sends it
 
 
-def flower_rate(stream: list[dict]) -> float:
+def flower_rate(stream: list[Raw]) -> float:
     """Flower's fold, in a fresh process of its own, as Sluice's appenders are: in this one,
     the bench's own objects would slow Flower's garbage collections (by 4-16% measured)."""
     with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
         return pool.submit(_flower_fold, stream).result()
 
 
-def _flower_fold(stream: list[dict]) -> float:
+def _flower_fold(stream: list[Raw]) -> float:
     from flower.events import EventsState
 
     state = EventsState()
@@ -66,7 +68,7 @@ def _flower_fold(stream: list[dict]) -> float:
     return len(copies) / (time.perf_counter() - started)
 
 
-def _appender(url: str, cid: str, batches: list[list[dict]], start: float
+def _appender(url: str, cid: str, batches: list[list[Raw]], start: float
               ) -> tuple[int, float]:
     """One API-worker-like appender: normalize, append + project each batch. Returns the
     events stored and when the last append returned (its process's teardown is not ingest)."""
@@ -88,22 +90,22 @@ def _appender(url: str, cid: str, batches: list[list[dict]], start: float
     return stored, done
 
 
-def source_batches(stream: list[dict]) -> list[list[dict]]:
+def source_batches(stream: list[Raw]) -> list[list[Raw]]:
     """Batches as senders make them: each source (the producer, each worker's SDK) batches
     its own events in order; the batches of all sources then arrive interleaved."""
-    by_source: dict[str, list[dict]] = {}
+    by_source: dict[str, list[Raw]] = {}
     for raw in stream:
         source = "producer" if raw["type"] == "task-sent" else raw["hostname"]
         by_source.setdefault(source, []).append(raw)
     per_source = [[events[i : i + BATCH] for i in range(0, len(events), BATCH)]
                   for events in by_source.values()]
-    interleaved = []
+    interleaved: list[list[Raw]] = []
     for k in range(max(len(b) for b in per_source)):
         interleaved.extend(b[k] for b in per_source if k < len(b))
     return interleaved
 
 
-def sluice_rate(url: str, stream: list[dict], name: str) -> float:
+def sluice_rate(url: str, stream: list[Raw], name: str) -> float:
     with psycopg.connect(url, autocommit=True) as conn:
         migrate(conn)
         partitions.ensure_window(conn)

@@ -144,7 +144,7 @@ def real_api(tmp: Path) -> Iterator[tuple[str, str, str] | None]:
 def enqueue(url: str, n: int, app_dir: Path) -> None:
     sys.path.insert(0, str(app_dir))
     os.environ["BROKER_URL"] = url
-    import benchapp  # type: ignore[import-not-found]
+    import benchapp  # written at run time into app_dir (mypy: ignore_missing_imports)
 
     with benchapp.app.producer_or_acquire() as producer:
         benchapp.mark.apply_async(("bench:start",), producer=producer)
