@@ -11,6 +11,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -63,9 +64,9 @@ def _split(server: str) -> tuple[str, str]:
     return base.rstrip("?&"), template
 
 
-@pytest.fixture
-def fresh_db_url(pg_server: str) -> Iterator[str]:
-    """A new, migrated, empty database for one test (dropped after)."""
+@contextmanager
+def new_database(pg_server: str) -> Iterator[str]:
+    """A new, migrated, empty database on the server (dropped after), without partitions."""
     base, template = _split(pg_server)
     name = f"sluice_t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(base, autocommit=True) as admin:
@@ -74,14 +75,22 @@ def fresh_db_url(pg_server: str) -> Iterator[str]:
                 sql.Identifier(name), sql.Identifier(template)
             )
         )
-    url = _with_db(base, name)
-    partitions.forget_cache()
-    with psycopg.connect(url, autocommit=True) as conn:
-        partitions.ensure_window(conn)
-    yield url
-    with psycopg.connect(base, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(name)))
+    try:
+        yield _with_db(base, name)
+    finally:
+        with psycopg.connect(base, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(name)))
+
+
+@pytest.fixture
+def fresh_db_url(pg_server: str) -> Iterator[str]:
+    """A new, migrated, empty database for one test (dropped after)."""
+    with new_database(pg_server) as url:
+        partitions.forget_cache()
+        with psycopg.connect(url, autocommit=True) as conn:
+            partitions.ensure_window(conn)
+        yield url
 
 
 @pytest.fixture

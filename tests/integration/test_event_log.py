@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from pathlib import Path
@@ -12,7 +13,8 @@ import psycopg
 
 from sluice.domain.events import Event
 from sluice.domain.validate import parse_event
-from sluice.store import connections, event_log
+from sluice.store import connections, event_log, partitions
+from tests.conftest import new_database
 from tests.helpers import normalized
 
 CAPTURE = {
@@ -295,3 +297,19 @@ def test_a_follower_never_misses_an_event_with_concurrent_appenders(
             "SELECT position FROM events WHERE connection_id = %s ORDER BY position", (cid,))]
     assert len(stored) == total
     assert seen == stored  # nothing committed behind the follower's back
+
+
+def test_each_database_gets_its_own_partitions(pg_server: str, fresh_db_url: str) -> None:
+    """Created partitions are remembered per database: another database on the same server
+    (after fresh_db_url's were made and remembered) still gets its own."""
+    today = dt.datetime.now(dt.UTC).date()
+    with new_database(pg_server) as other, psycopg.connect(other, autocommit=True) as conn:
+        assert _partition(conn, today) is None
+        partitions.ensure_window(conn)
+        assert _partition(conn, today) == partitions.partition_name(today)
+
+
+def _partition(conn: psycopg.Connection, day: dt.date) -> str | None:
+    row = conn.execute("SELECT to_regclass(%s)::text",
+                       (partitions.partition_name(day),)).fetchone()
+    return row[0] if row else None

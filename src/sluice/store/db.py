@@ -83,5 +83,16 @@ def stop_embedded(directory: Path) -> None:
         server.cleanup()
 
 
+Database = tuple[str, int, str]  # host, port, database name
+
+
+def database_of(conn: psycopg.Connection) -> Database:
+    """The database a connection is on (host, port, name), to key per-database caches:
+    about 1 µs, where building `conn.info.dsn` takes ~80 (once per append, that was 1% of
+    the ingest path)."""
+    info = conn.info
+    return info.host, info.port, info.dbname
+
+
 def database_url() -> str:
     return os.environ.get("SLUICE_DATABASE_URL") or embedded_url()

@@ -8,11 +8,13 @@ import logging
 import psycopg
 from psycopg import sql
 
+from .db import Database, database_of
+
 log = logging.getLogger(__name__)
 # Days kept as their own partitions around today; older days land in events_default.
 PAST_DAYS = 8
 FUTURE_DAYS = 1
-_known: set[tuple[str, dt.date]] = set()
+_known: set[tuple[Database, dt.date]] = set()
 
 
 def partition_name(day: dt.date) -> str:
@@ -27,9 +29,9 @@ def ensure(conn: psycopg.Connection, days: set[dt.date], today: dt.date | None =
     """Create the partitions of `days` that fall in today's window and do not exist yet."""
     today = today or dt.datetime.now(dt.UTC).date()
     wanted = set(window(today))
-    dsn = conn.info.dsn
+    database = database_of(conn)
     for day in sorted(days & wanted):
-        if (dsn, day) in _known:
+        if (database, day) in _known:
             continue
         name = partition_name(day)
         try:
@@ -51,7 +53,7 @@ def ensure(conn: psycopg.Connection, days: set[dt.date], today: dt.date | None =
             log.warning("partition %s not created: day already in events_default", name)
         except psycopg.errors.DuplicateTable:
             pass
-        _known.add((dsn, day))
+        _known.add((database, day))
 
 
 def ensure_window(conn: psycopg.Connection, today: dt.date | None = None) -> None:

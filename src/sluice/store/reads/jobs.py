@@ -13,6 +13,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from sluice.domain.states import State
+from sluice.store.db import Database, database_of
 from sluice.store.sqlfiles import queries
 
 from ._common import EPOCH, contains, like_escape, utc, with_filters
@@ -170,15 +171,15 @@ def _filters(f: JobFilter, *, with_state: bool) -> tuple[list[str], dict[str, An
 _TEXT_FILTERS = ("f_name", "f_q")
 TEXT_WINDOW = 10_000  # newest rows scanned for a substring match before using the index
 SCAN_WINDOW = 20_000  # without trigram indexes: rows scanned per request at most
-_trigram: dict[str, bool] = {}  # per database: were the trigram indexes created (0003)?
+_trigram: dict[Database, bool] = {}  # per database: were the trigram indexes created (0003)?
 
 
 def _has_trigram(conn: psycopg.Connection) -> bool:
-    dsn = conn.info.dsn
-    if dsn not in _trigram:
+    database = database_of(conn)
+    if database not in _trigram:
         row = conn.execute(Q["has_trigram_index"]).fetchone()
-        _trigram[dsn] = bool(row and row[0])
-    return _trigram[dsn]
+        _trigram[database] = bool(row and row[0])
+    return _trigram[database]
 
 
 def list_jobs(
