@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sluice.domain.celery import normalize
 from sluice.domain.events import Event
-from sluice.domain.fold import JobView, fold, fold_ordered, order
+from sluice.domain.fold import FoldEvent, JobView, fold, fold_event, fold_ordered, order
 from tests.conftest import FIXTURES
 from tests.helpers import by_job, normalized
 
@@ -179,3 +180,12 @@ def test_producer_clock_skew_does_not_reorder_a_job(skew: float) -> None:
     assert view.state == "completed"
     assert [t.kind for t in view.history] == [
         "job.sent", "job.received", "job.started", "job.succeeded"]
+
+
+def test_a_fold_event_keeps_every_field_the_fold_reads() -> None:
+    """fold_event copies an Event's values field by field: the same as msgspec's conversion,
+    and the jobs fold the same from either form."""
+    for job_id, events in FIXTURE_JOBS.items():
+        kept = [fold_event(e) for e in events]
+        assert kept == [msgspec.convert(e, FoldEvent, from_attributes=True) for e in events]
+        assert fold(job_id, kept) == fold(job_id, events)

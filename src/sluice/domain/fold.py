@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from operator import attrgetter
 from typing import Final
 
 import msgspec
@@ -78,11 +79,16 @@ class FoldEvent(msgspec.Struct, frozen=True, array_like=True, gc=False):
 FoldInput = Event | FoldEvent
 
 
+# An Event's values of FoldEvent's fields, in order: ~5x cheaper than msgspec.convert with
+# from_attributes, which the ingest path paid once per event (~2% of it).
+_FOLD_VALUES: Final = attrgetter(*FoldEvent.__struct_fields__)
+
+
 def fold_event(e: FoldInput) -> FoldEvent:
     """What the fold reads of an event."""
     if isinstance(e, FoldEvent):
         return e
-    return msgspec.convert(e, FoldEvent, from_attributes=True)
+    return FoldEvent(*_FOLD_VALUES(e))
 
 
 class Transition(msgspec.Struct, frozen=True, array_like=True, gc=False):
