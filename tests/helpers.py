@@ -7,6 +7,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from sluice.domain.celery import normalize
 from sluice.domain.events import Event
 
@@ -30,3 +32,10 @@ def by_job(events: list[Event]) -> dict[str, list[Event]]:
         if e.job_id:
             jobs[e.job_id].append(e)
     return dict(jobs)
+
+
+def event_partitions(conn: psycopg.Connection) -> set[str]:
+    """The names of the event log's partitions."""
+    return {r[0] for r in conn.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'events'::regclass")}

@@ -16,6 +16,7 @@ from sluice.domain.events import Event
 from sluice.domain.validate import parse_event
 from sluice.store import connections, event_log, retention
 from sluice.store.partitions import partition_name
+from tests.helpers import event_partitions
 
 HOURS_AGO = (1, 20, 40, 60, 80, 100, 300)  # 300 h: older than the partition window (default)
 
@@ -59,12 +60,6 @@ def _rows(conn: psycopg.Connection, cid: str) -> dict[str, dict[str, dt.datetime
     return out
 
 
-def _partitions(conn: psycopg.Connection) -> set[str]:
-    return {r[0] for r in conn.execute(
-        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-        "WHERE i.inhparent = 'events'::regclass")}
-
-
 def test_purge_removes_exactly_the_expired_data(db: psycopg.Connection) -> None:
     now_ts = time.time()
     now = dt.datetime.fromtimestamp(now_ts, dt.UTC)
@@ -75,7 +70,7 @@ def test_purge_removes_exactly_the_expired_data(db: psycopg.Connection) -> None:
         result = event_log.append(db, cids[name], _events(now_ts))
         assert result.accepted == 4 * len(HOURS_AGO)
     before = {name: _rows(db, cid) for name, cid in cids.items()}
-    parts_before = _partitions(db)
+    parts_before = event_partitions(db)
     assert "events_default" in parts_before
 
     result = retention.purge(db, now)
@@ -88,9 +83,9 @@ def test_purge_removes_exactly_the_expired_data(db: psycopg.Connection) -> None:
     }
     assert expected_dropped, "the test should cover partition drops"
     assert set(result.dropped_partitions) == expected_dropped
-    assert _partitions(db) == parts_before - expected_dropped
+    assert event_partitions(db) == parts_before - expected_dropped
     # the partition holding the 60 h old events is newer than the longest retention: kept
-    assert partition_name((now - dt.timedelta(hours=60)).date()) in _partitions(db)
+    assert partition_name((now - dt.timedelta(hours=60)).date()) in event_partitions(db)
 
     for name, cid in cids.items():
         cutoff = now - dt.timedelta(hours=retentions[name])
