@@ -36,21 +36,40 @@ def _build(venv: Path) -> None:
                 or "NewConnectionError" in exc.stderr or "Network is unreachable" in exc.stderr:
             pytest.skip(f"no package index to install celery {OLDEST}: {exc.stderr[-300:]}")
         raise
+    (venv / "ok").write_text(OLDEST)
+
+
+def link_running_environment(python: Path) -> None:
+    """Let the venv see the running environment's packages (and its editable sluice), after
+    its own. Rewritten on every use: the cache outlives the environment that built it."""
     site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()"
                            "['purelib'])"], check=True, capture_output=True, text=True)
-    # the running environment's packages (and its editable sluice), after the venv's own
     parent = sysconfig.get_paths()["purelib"]
     Path(site.stdout.strip(), "zz_sluice_parent.pth").write_text(
         f"import site; site.addsitedir({parent!r})\n")
-    (venv / "ok").write_text(OLDEST)
+
+
+def ready(venv: Path) -> Path:
+    """The cached venv's python, built if missing and linked to the running environment."""
+    python = venv / "bin" / "python"
+    if not (venv / "ok").exists() or not python.exists():
+        _build(venv)
+    link_running_environment(python)
+    return python
 
 
 @pytest.fixture(scope="session")
 def oldest_python() -> Path:
-    venv = _cache_dir()
-    if not (venv / "ok").exists():
-        _build(venv)
-    return venv / "bin" / "python"
+    return ready(_cache_dir())
+
+
+@pytest.mark.slow
+def test_a_cached_venv_follows_the_environment_that_uses_it(oldest_python: Path) -> None:
+    # CI met a cache built by a since-deleted clone's venv: its link led nowhere, so no pytest
+    pth = next(oldest_python.parent.parent.glob("lib/python*/site-packages/zz_sluice_parent.pth"))
+    pth.write_text("import site; site.addsitedir('/nonexistent/site-packages')\n")
+    ready(_cache_dir())
+    subprocess.run([str(oldest_python), "-c", "import pytest, sluice, msgspec"], check=True)
 
 
 @pytest.mark.slow
