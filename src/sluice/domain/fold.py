@@ -11,9 +11,9 @@ minutes ahead of the worker cannot reorder them. The job is the last state in th
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from operator import attrgetter
-from typing import Final
+from typing import Final, TypeVar
 
 import msgspec
 
@@ -165,14 +165,17 @@ def _latest_before(
     return max(before)[2] if before else None
 
 
-def _attempts(events: list[FoldInput]) -> dict[str, int]:
+def _attempts(events: Sequence[FoldInput]) -> dict[str, int]:
     """Attempt number of every event, by dedup key.
 
     A worker publishes a retry's next message before it reports task-retried, and may
     receive it first, so an outcome belongs to the latest *start* on its host, and a start
     to the latest *receipt* on its host (same host, same clock).
     """
-    if not any(e.retries or e.kind == ev.JOB_RETRIED for e in events):
+    for e in events:  # a loop, not any(): most jobs are never retried, and this is per fold
+        if e.retries or e.kind == ev.JOB_RETRIED:
+            break
+    else:
         return dict.fromkeys([e.dedup_key for e in events], 0)  # never retried: all attempt 0
     attempt: dict[str, int] = {}
     received: dict[str | None, list[tuple[float, int, int]]] = {}
@@ -201,7 +204,7 @@ def _attempts(events: list[FoldInput]) -> dict[str, int]:
     return attempt
 
 
-def _retries_before(events: list[FoldInput], e: FoldInput) -> int:
+def _retries_before(events: Sequence[FoldInput], e: FoldInput) -> int:
     """With no receipt seen from the event's host: how many times that host retried before."""
     mine = (e.timestamp, e.clock or 0)
     return sum(
@@ -212,7 +215,10 @@ def _retries_before(events: list[FoldInput], e: FoldInput) -> int:
     )
 
 
-def order(events: Iterable[FoldInput]) -> list[tuple[int, FoldInput]]:
+_F = TypeVar("_F", bound=FoldInput)
+
+
+def order(events: Iterable[_F]) -> list[tuple[int, _F]]:
     """The job's distinct events in fold order, each with its attempt number."""
     items = list({e.dedup_key: e for e in events if e.kind in _PHASE}.values())
     if len(items) == 1:  # a new job's first event (half of all folds): _attempts' answer
@@ -268,7 +274,7 @@ def _apply(view: JobView, attempt: int, e: FoldInput, state: str) -> None:
         view.retries = max(attempt, retries)
 
 
-def _finish(view: JobView, attempt_events: list[tuple[int, FoldInput]]) -> None:
+def _finish(view: JobView, attempt_events: Sequence[tuple[int, FoldInput]]) -> None:
     last_attempt = attempt_events[-1][0]
     final = [e for a, e in attempt_events if a == last_attempt]
     if view.state in _TERMINAL_VALUES:
@@ -290,7 +296,7 @@ def _finish(view: JobView, attempt_events: list[tuple[int, FoldInput]]) -> None:
             view.exception = "rejected"
 
 
-def _outcomes(ordered: list[tuple[int, FoldInput]], view: JobView) -> list[Outcome]:
+def _outcomes(ordered: Sequence[tuple[int, FoldInput]], view: JobView) -> list[Outcome]:
     out = [
         Outcome(int(e.timestamp // 60 * 60), State.RETRYING.value, None)
         for _, e in ordered
@@ -306,7 +312,7 @@ def fold(job_id: str, events: Iterable[FoldInput]) -> JobView:
     return fold_ordered(job_id, order(events))
 
 
-def fold_ordered(job_id: str, ordered: list[tuple[int, FoldInput]]) -> JobView:
+def fold_ordered(job_id: str, ordered: Sequence[tuple[int, FoldInput]]) -> JobView:
     """`fold`, given the events already put in fold order by `order`."""
     view = JobView(id=job_id, history=[])
     if not ordered:

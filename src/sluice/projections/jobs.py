@@ -17,7 +17,7 @@ import msgspec
 import psycopg
 
 from sluice.domain.events import Event
-from sluice.domain.fold import FoldEvent, FoldInput, JobView, fold_event, fold_ordered, order
+from sluice.domain.fold import FoldEvent, JobView, fold_event, fold_ordered, order
 from sluice.store.binary_copy import timestamptz
 from sluice.store.sqlfiles import queries
 
@@ -42,7 +42,7 @@ Contribution = tuple[int, str, float | None, str, str]
 
 class _Folded(msgspec.Struct, gc=False):
     view: JobView
-    ordered: list[FoldInput]
+    ordered: list[FoldEvent]
     old_outcomes: list[Contribution]
     outcomes: list[Contribution]
 
@@ -58,7 +58,8 @@ def _ids(job_ids: Iterable[str]) -> str:
     return _JSON.encode(sorted(job_ids)).decode()
 
 
-def _fold_all(conn: psycopg.Connection, params: dict[str, str], new: dict[str, list[Event]]
+def _fold_all(conn: psycopg.Connection, params: dict[str, str],
+              new: dict[str, list[FoldEvent]]
               ) -> list[_Folded]:
     """Take the jobs' rows (deleting them: each is written again, with its new events) and
     fold each job's old and new events. params: connection_id and job_ids (`_ids`)."""
@@ -99,7 +100,7 @@ def _write_jobs(conn: psycopg.Connection, connection_id: str, folded: list[_Fold
                 v.traceback, v.eta, v.expires, v.parent_id, v.root_id, v.group_id, v.rejected,
                 timestamptz(v.first_event_at), timestamptz(v.last_event_at), v.events,
                 _JSON.encode(f.outcomes).decode(),
-                _PACK.encode([fold_event(e) for e in f.ordered]),
+                _PACK.encode(f.ordered),
                 _JSON.encode(v.history).decode(),
             ))
 
@@ -143,9 +144,9 @@ def project_jobs(conn: psycopg.Connection, connection_id: str, events: Sequence[
     """Fold the events into their jobs' rows; answer the jobs left out. One projector per
     job at a time (concurrent appends must not fold a stale copy): with `wait`, this waits
     for the jobs that other appends hold; without, it leaves those out."""
-    new: dict[str, list[Event]] = defaultdict(list)
-    for e in events:
-        new[e.job_id or ""].append(e)
+    new: dict[str, list[FoldEvent]] = defaultdict(list)
+    for e in events:  # as the row keeps them: converted once, folded and packed as they are
+        new[e.job_id or ""].append(fold_event(e))
     params = {"connection_id": connection_id, "job_ids": _ids(new)}
     held: set[str] = set()
     if wait:
