@@ -39,14 +39,18 @@ def _build(venv: Path) -> None:
     (venv / "ok").write_text(OLDEST)
 
 
+def parent_link(python: Path) -> Path:
+    """The .pth file in the venv's site-packages that links it to the running environment."""
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()"
+                           "['purelib'])"], check=True, capture_output=True, text=True)
+    return Path(site.stdout.strip(), "zz_sluice_parent.pth")
+
+
 def link_running_environment(python: Path) -> None:
     """Let the venv see the running environment's packages (and its editable sluice), after
     its own. Rewritten on every use: the cache outlives the environment that built it."""
-    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()"
-                           "['purelib'])"], check=True, capture_output=True, text=True)
     parent = sysconfig.get_paths()["purelib"]
-    Path(site.stdout.strip(), "zz_sluice_parent.pth").write_text(
-        f"import site; site.addsitedir({parent!r})\n")
+    parent_link(python).write_text(f"import site; site.addsitedir({parent!r})\n")
 
 
 def ready(venv: Path) -> Path:
@@ -66,8 +70,8 @@ def oldest_python() -> Path:
 @pytest.mark.slow
 def test_a_cached_venv_follows_the_environment_that_uses_it(oldest_python: Path) -> None:
     # CI met a cache built by a since-deleted clone's venv: its link led nowhere, so no pytest
-    pth = next(oldest_python.parent.parent.glob("lib/python*/site-packages/zz_sluice_parent.pth"))
-    pth.write_text("import site; site.addsitedir('/nonexistent/site-packages')\n")
+    parent_link(oldest_python).write_text(
+        "import site; site.addsitedir('/nonexistent/site-packages')\n")
     ready(_cache_dir())
     subprocess.run([str(oldest_python), "-c", "import pytest, sluice, msgspec"], check=True)
 
