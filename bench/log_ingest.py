@@ -38,7 +38,8 @@ from scratch import scratch_database
 
 from sluice.domain.celery import normalize
 from sluice.domain.events import Event
-from sluice.store import connections, event_log, partitions
+from sluice.service import ingest
+from sluice.store import connections, partitions
 from sluice.store.migrations import migrate
 
 BATCH = 500
@@ -82,7 +83,7 @@ def _appender(url: str, cid: str, batches: list[list[Raw]], start: float
                 ev = normalize(raw, cid)
                 assert isinstance(ev, Event), ev
                 events.append(ev)
-            result = event_log.append(conn, cid, events)
+            result = ingest.append(conn, cid, events)
             stored += result.accepted
             if n % 20 == 0:
                 print(f"  appender {os.getpid()}: batch {n + 1}/{len(batches)}", flush=True)

@@ -34,12 +34,14 @@ from psycopg import sql
 
 from sluice.domain.events import Event
 from sluice.domain.validate import with_dedup_key
-from sluice.projections.project import project_batch
 from sluice.store import connections, partitions
 from sluice.store.db import data_dir, embedded_url
 from sluice.store.migrations import migrate
-from sluice.store.reads import jobs as reads
-from sluice.store.reads import queues, stats
+from sluice.views import registry
+from sluice.views.jobs import reader as reads
+from sluice.views.jobs import stats
+from sluice.views.model import Context
+from sluice.views.queues import reader as queues
 
 JOBS = int(os.environ.get("SLUICE_BENCH_JOBS", "10000000"))
 LOADERS = int(os.environ.get("SLUICE_BENCH_LOADERS", "3"))
@@ -97,7 +99,7 @@ def _load_part(url: str, cid: str, part: int, count: int, seed: int) -> None:
             n = min(BATCH_JOBS, count - done)
             ids = [str(uuid.UUID(int=rnd.getrandbits(128), version=4)) for _ in range(n)]
             with conn.transaction():
-                project_batch(conn, cid, _events(ids, rnd, now))
+                registry.project(conn, cid, _events(ids, rnd, now), Context())
             done += n
             if part == 0 and done % (BATCH_JOBS * 40) == 0:
                 print(f"  loader 0: {done:,} / {count:,} jobs", file=sys.stderr, flush=True)

@@ -8,6 +8,7 @@ import psycopg
 import pytest
 
 from sluice.cli import main as cli_main
+from sluice.domain.accounts import SCOPES
 from sluice.store import keys
 
 
@@ -39,7 +40,7 @@ def test_connections_and_keys(fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
     assert reader["scopes"] == ["read"]
     code, out = run(capsys, "keys", "list", "--connection", cid, "--json")
     listed_keys = json.loads(out)
-    assert [k["scopes"] for k in listed_keys] == [list(keys.SCOPES), ["read"]]
+    assert [k["scopes"] for k in listed_keys] == [list(SCOPES), ["read"]]
     assert first_key not in out and reader["api_key"] not in out  # prefixes only
     assert all(reader["api_key"].startswith(k["prefix"]) or first_key.startswith(k["prefix"])
                for k in listed_keys)

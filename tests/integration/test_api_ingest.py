@@ -15,8 +15,9 @@ from litestar.testing import TestClient
 
 from sluice.api.app import create_app
 from sluice.api.body import MAX_BYTES, MAX_EVENTS, MISMATCH
-from sluice.store import keys, quotas
-from sluice.store.quotas import QUOTA_EXCEEDED
+from sluice.service import ingest as quotas
+from sluice.service.ingest import QUOTA_EXCEEDED
+from sluice.store import keys, usage
 from tests.integration.api_support import auth, count_events, job_events, new_connection
 
 Client = TestClient  # type: ignore[type-arg]
@@ -67,6 +68,27 @@ def test_invalid_events_are_rejected_by_index_and_the_rest_stored(
     assert rejected[1]["field"] == "timestamp"
     assert rejected[3]["field"] == "kind"
     assert count_events(fresh_db_url, cid) == 2
+
+
+def test_kinds_only_the_server_writes_are_refused_by_index(
+        client: Client, fresh_db_url: str) -> None:
+    """Even with every scope, a key cannot write the server's own events (commands today):
+    each is rejected naming `kind`, in JSON and MessagePack alike; the rest is stored."""
+    cid, key, _ = new_connection(fresh_db_url, scopes=["admin"])
+    good = job_events(2)
+    forged = {"kind": "command.retry", "timestamp": time.time(), "job_id": "j1"}
+    for content_type, encode in (("application/json", json.dumps),
+                                 ("application/msgpack", msgspec.msgpack.encode)):
+        raw = encode({"events": [good[0], forged, good[1]]})
+        body = raw if isinstance(raw, bytes) else raw.encode()
+        status, answer = post(client, key, body, **{"Content-Type": content_type})
+        assert status == 202, answer
+        [rejected] = answer["rejected"]
+        assert (rejected["index"], rejected["field"]) == (1, "kind")
+        assert "server" in rejected["reason"]
+    assert count_events(fresh_db_url, cid) == 2
+    with psycopg.connect(fresh_db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM system_events").fetchone() == (0,)
 
 
 def test_source_dropped_is_a_normal_event(client: Client, fresh_db_url: str) -> None:
@@ -169,7 +191,7 @@ def test_quota_crossing_then_429(client: Client, fresh_db_url: str) -> None:
     assert 0 < int(r.headers["retry-after"]) <= quotas.seconds_to_next_utc_day() + 1
     assert count_events(fresh_db_url, cid) == 10
     with psycopg.connect(fresh_db_url, autocommit=True) as conn:
-        assert quotas.usage(conn, cid, quotas.utc_day()) == 10
+        assert usage.used(conn, cid, quotas.utc_day()) == 10
 
 
 def test_quota_is_exact_under_concurrency(client: Client, fresh_db_url: str) -> None:

@@ -12,9 +12,11 @@ import psycopg
 import pytest
 
 from sluice.cli import main as cli_main
-from sluice.domain.events import Event
+from sluice.domain.events import COMMAND_RETRY, Event
 from sluice.domain.validate import parse_event
-from sluice.store import connections, event_log, retention
+from sluice.log import event_log
+from sluice.service import ingest, retention
+from sluice.store import connections
 from sluice.store.partitions import partition_name
 from tests.helpers import event_partitions
 
@@ -67,7 +69,7 @@ def test_purge_removes_exactly_the_expired_data(db: psycopg.Connection) -> None:
     cids = {}
     for name, hours in retentions.items():
         cids[name] = connections.create_connection(db, name, retention_hours=hours)
-        result = event_log.append(db, cids[name], _events(now_ts))
+        result = ingest.append(db, cids[name], _events(now_ts))
         assert result.accepted == 4 * len(HOURS_AGO)
     before = {name: _rows(db, cid) for name, cid in cids.items()}
     parts_before = event_partitions(db)
@@ -103,7 +105,7 @@ def test_purge_removes_exactly_the_expired_data(db: psycopg.Connection) -> None:
             if k.split("/")[0] in kept_jobs}
     # a second purge finds nothing left to do
     again = retention.purge(db, now)
-    assert (again.dropped_partitions, again.events, again.jobs) == ([], 0, 0)
+    assert (again.dropped_partitions, again.events, again.rows["jobs"]) == ([], 0, 0)
 
 
 def test_sluice_purge_command(fresh_db_url: str, monkeypatch: pytest.MonkeyPatch,
@@ -112,11 +114,11 @@ def test_sluice_purge_command(fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
     now = time.time()
     with psycopg.connect(fresh_db_url, autocommit=True) as conn:
         cid = connections.create_connection(conn, "c", retention_hours=10)
-        event_log.append(conn, cid, _events(now))
+        ingest.append(conn, cid, _events(now))
     assert cli_main(["purge", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     # of HOURS_AGO, all but the 1 h old ones are older than 10 h
-    assert report["jobs"] == len(HOURS_AGO) - 1
+    assert report["rows"]["jobs"] == len(HOURS_AGO) - 1
     with psycopg.connect(fresh_db_url, autocommit=True) as conn:
         left = conn.execute("SELECT count(*) FROM events WHERE connection_id = %s",
                             (cid,)).fetchone()
@@ -131,7 +133,7 @@ def test_serve_purges_in_the_background(fresh_db_url: str) -> None:
     now = time.time()
     with psycopg.connect(fresh_db_url, autocommit=True) as conn:
         cid = connections.create_connection(conn, "bg", retention_hours=10)
-        event_log.append(conn, cid, _events(now))
+        ingest.append(conn, cid, _events(now))
     app = create_app(database_url=fresh_db_url, include_reads=False,
                      maintenance_interval_s=0.2, maintenance_first_delay_s=0.0)
     deadline = time.monotonic() + 20
@@ -143,3 +145,31 @@ def test_serve_purges_in_the_background(fresh_db_url: str) -> None:
                 break
             time.sleep(0.1)
     assert left == (4,)  # only the 1 h old events are within the 10 h retention
+
+
+def test_system_stream_outlives_retention_until_an_admin_purges_it(
+        db: psycopg.Connection, monkeypatch: pytest.MonkeyPatch, fresh_db_url: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Traffic expires with the connection's retention; the server's own events (here a
+    command) stay, so a rebuild from the log never loses them, until purged explicitly."""
+    now = time.time()
+    cid = connections.create_connection(db, "c", retention_hours=1)
+    old = now - 5 * 3600
+    command = Event(kind=COMMAND_RETRY, timestamp=old, job_id="j-old", dedup_key="cmd-0001-old")
+    traffic = Event(kind="job.sent", timestamp=old, job_id="j-old", name="t",
+                    dedup_key="sent-0001-old")
+    assert ingest.append(db, cid, [command, traffic]).accepted == 2
+    assert db.execute("SELECT count(*) FROM system_events").fetchone() == (1,)
+    retention.purge(db, dt.datetime.now(dt.UTC))
+    assert db.execute("SELECT count(*) FROM events WHERE connection_id = %s",
+                      (cid,)).fetchone() == (0,)
+    assert db.execute("SELECT kind FROM system_events").fetchall() == [(COMMAND_RETRY,)]
+    # the rebuild folds the log's both streams: the command is still there to fold
+    assert [s.event.kind for s in event_log.read_from(db, 0, connection_id=cid)] == [
+        COMMAND_RETRY]
+    monkeypatch.setenv("SLUICE_DATABASE_URL", fresh_db_url)
+    assert cli_main(["purge", "--system-older-than-days", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"system_events": 0}  # 5 h is not 1 day
+    assert cli_main(["purge", "--system-older-than-days", "0.1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"system_events": 1}
+    assert db.execute("SELECT count(*) FROM system_events").fetchone() == (0,)

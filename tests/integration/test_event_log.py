@@ -13,7 +13,9 @@ import psycopg
 
 from sluice.domain.events import Event
 from sluice.domain.validate import parse_event
-from sluice.store import connections, event_log, partitions
+from sluice.log import event_log
+from sluice.service import ingest
+from sluice.store import connections, partitions
 from tests.conftest import new_database
 from tests.helpers import event_partitions, normalized
 
@@ -43,7 +45,7 @@ def test_projecting_the_fixture_gives_the_captured_outcome(
     db: psycopg.Connection, fixture_events_path: Path
 ) -> None:
     cid = connections.create_connection(db, "shop")
-    result = event_log.append(db, cid, normalized(fixture_events_path, cid))
+    result = ingest.append(db, cid, normalized(fixture_events_path, cid))
     assert (result.accepted, result.duplicates, result.rejected) == (71, 0, [])
     jobs = _jobs(db, cid)
     assert len(jobs) == 13
@@ -88,8 +90,8 @@ def test_a_resent_batch_is_all_duplicates(db: psycopg.Connection,
                                           fixture_events_path: Path) -> None:
     cid = connections.create_connection(db, "shop")
     events = normalized(fixture_events_path, cid)
-    event_log.append(db, cid, events[:40])
-    again = event_log.append(db, cid, events + events[:5])  # also duplicated within the batch
+    ingest.append(db, cid, events[:40])
+    again = ingest.append(db, cid, events + events[:5])  # also duplicated within the batch
     assert (again.accepted, again.duplicates) == (31, 45)
     count = db.execute("SELECT count(*) FROM events WHERE connection_id = %s", (cid,)).fetchone()
     assert count == (71,)
@@ -102,12 +104,12 @@ def test_a_reused_dedup_key_never_reaches_the_read_models(db: psycopg.Connection
     now = time.time()
     sent = Event(kind="job.sent", timestamp=now, dedup_key="k-1", job_id="job-a",
                  name="app.first", queue="default")
-    event_log.append(db, cid, [sent])
+    ingest.append(db, cid, [sent])
     impostor = msgspec.structs.replace(sent, name="app.second", queue="other")
     other_job = msgspec.structs.replace(sent, dedup_key="k-1", job_id="job-b", name="app.b")
     fresh = Event(kind="job.started", timestamp=now + 1, dedup_key="k-2", job_id="job-a",
                   hostname="w1@h")
-    result = event_log.append(db, cid, [impostor, other_job, fresh])
+    result = ingest.append(db, cid, [impostor, other_job, fresh])
     assert (result.accepted, result.duplicates) == (1, 2)
     rows = db.execute("SELECT job_id, name, queue, state, events FROM jobs "
                       "WHERE connection_id = %s ORDER BY job_id", (cid,)).fetchall()
@@ -119,7 +121,7 @@ def test_a_reused_dedup_key_never_reaches_the_read_models(db: psycopg.Connection
 
 def _keyed_fold(packed: bytes) -> bytes:
     """A job row's events as rows written before FoldEvent kept them: keyed Event maps."""
-    from sluice.projections import jobs as projection
+    from sluice.views.jobs import projector as projection
 
     events = [Event(**msgspec.structs.asdict(e)) for e in projection._unpack(packed)]
     return msgspec.msgpack.Encoder(order="deterministic").encode(events)
@@ -131,9 +133,9 @@ def test_job_rows_written_with_keyed_folds_still_merge(
     """Rows whose fold holds keyed Events (before positional FoldEvents) merge new events as
     rows written now do: the same jobs as one append of everything."""
     whole, split = (connections.create_connection(db, name) for name in ("whole", "split"))
-    event_log.append(db, whole, normalized(fixture_events_path, whole))
+    ingest.append(db, whole, normalized(fixture_events_path, whole))
     events = normalized(fixture_events_path, split)
-    event_log.append(db, split, events[:30])
+    ingest.append(db, split, events[:30])
     for job_id, packed in db.execute("SELECT job_id, fold FROM jobs WHERE connection_id = %s",
                                      (split,)).fetchall():
         db.execute("UPDATE jobs SET fold = %s WHERE connection_id = %s AND job_id = %s",
@@ -142,7 +144,7 @@ def test_job_rows_written_with_keyed_folds_still_merge(
                        "BETWEEN 128 AND 143 OR get_byte(fold, 1) IN (222, 223))",  # msgpack maps
                        (split,)).fetchone()
     assert keyed == (6,)
-    event_log.append(db, split, events[30:])
+    ingest.append(db, split, events[30:])
 
     def jobs(cid: str) -> list[tuple[Any, ...]]:
         return db.execute(
@@ -158,7 +160,8 @@ def test_job_rows_written_with_keyed_folds_still_merge(
 def test_a_batch_stores_its_free_jobs_while_another_append_holds_one(fresh_db_url: str) -> None:
     """An append held up by another append's job stores the rest of its batch at once (and
     counts it), then that job's events once the other commits; nothing is lost or doubled."""
-    from sluice.store import quotas
+    from sluice.service import ingest as quotas
+    from sluice.store import usage
 
     with psycopg.connect(fresh_db_url, autocommit=True) as db:
         cid = connections.create_connection(db, "split")
@@ -171,7 +174,7 @@ def test_a_batch_stores_its_free_jobs_while_another_append_holds_one(fresh_db_ur
             Event(kind="job.started", timestamp=now + 1, dedup_key="free-2", job_id="job-free",
                   hostname="w1@h"),
         ]
-        done: list[quotas.QuotaAppend] = []
+        done: list[quotas.AppendResult] = []
         with psycopg.connect(fresh_db_url, autocommit=True) as other:
             other.execute("BEGIN")  # another append, projecting job-held
             other.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
@@ -179,7 +182,7 @@ def test_a_batch_stores_its_free_jobs_while_another_append_holds_one(fresh_db_ur
 
             def ingest() -> None:
                 with psycopg.connect(fresh_db_url, autocommit=True) as conn:
-                    done.append(quotas.append_within_quota(conn, cid, batch, quotas.utc_day()))
+                    done.append(quotas.append(conn, cid, batch, quotas.utc_day()))
 
             worker = threading.Thread(target=ingest)
             worker.start()
@@ -192,7 +195,7 @@ def test_a_batch_stores_its_free_jobs_while_another_append_holds_one(fresh_db_ur
             assert worker.is_alive()  # still waiting for job-held
             assert jobs == [("job-free", "active")]
             assert stored == [("free-1",), ("free-2",)]
-            assert quotas.usage(db, cid, quotas.utc_day()) == 2
+            assert usage.used(db, cid, quotas.utc_day()) == 2
             other.execute("COMMIT")
             worker.join(10)
         assert not worker.is_alive()
@@ -201,7 +204,7 @@ def test_a_batch_stores_its_free_jobs_while_another_append_holds_one(fresh_db_ur
             ("job-free", "active", "app.free"), ("job-held", "queued", "app.held")]
         assert db.execute("SELECT dedup_key FROM events ORDER BY position").fetchall() == [
             ("free-1",), ("free-2",), ("held-1",)]
-        assert quotas.usage(db, cid, quotas.utc_day()) == 3
+        assert usage.used(db, cid, quotas.utc_day()) == 3
 
 
 def _snapshot(db: psycopg.Connection) -> dict[str, list[tuple[Any, ...]]]:
@@ -214,7 +217,7 @@ def test_bad_events_are_rejected_by_index_and_good_ones_kept(
 ) -> None:
     cid = connections.create_connection(db, "shop")
     good = normalized(fixture_events_path, cid)
-    event_log.append(db, cid, good[:10])
+    ingest.append(db, cid, good[:10])
     before = _snapshot(db)
     now = time.time()
     hostile: list[Any] = [
@@ -226,7 +229,7 @@ def test_bad_events_are_rejected_by_index_and_good_ones_kept(
         {"kind": "worker.heartbeat", "timestamp": now},
         "not an object",
     ]
-    only_bad = event_log.append(db, cid, [parse_event(h, now) for h in hostile])
+    only_bad = ingest.append(db, cid, [parse_event(h, now) for h in hostile])
     assert only_bad.accepted == 0
     assert [r.index for r in only_bad.rejected] == list(range(len(hostile)))
     assert [r.field for r in only_bad.rejected] == [
@@ -235,7 +238,7 @@ def test_bad_events_are_rejected_by_index_and_good_ones_kept(
 
     mixed = [parse_event(h, now) for h in hostile[:2]] + [
         parse_event(msgspec.to_builtins(e), now) for e in good[10:20]]
-    result = event_log.append(db, cid, mixed)
+    result = ingest.append(db, cid, mixed)
     assert result.accepted == 10
     assert [r.index for r in result.rejected] == [0, 1]
 
@@ -264,7 +267,7 @@ def test_a_follower_never_misses_an_event_with_concurrent_appenders(
             with psycopg.connect(fresh_db_url, autocommit=True) as conn:
                 for i in range(0, len(stream), 37):
                     batch = [normalize(r, cid) for r in stream[i:i + 37]]
-                    event_log.append(conn, cid, [e for e in batch if isinstance(e, Event)])
+                    ingest.append(conn, cid, [e for e in batch if isinstance(e, Event)])
         except BaseException as exc:  # surfaced below
             errors.append(exc)
 

@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sluice.domain.events import Event
-from sluice.store import connections, event_log
+from sluice.service import ingest
+from sluice.store import connections
 from tests.conftest import FIXTURES
 from tests.helpers import normalized
 
@@ -31,7 +32,7 @@ def _load(db: psycopg.Connection, events: list[Event], cuts: list[int]) -> str:
     bounds = [0, *sorted(cuts), len(events)]
     for a, b in itertools.pairwise(bounds):
         if a < b:
-            event_log.append(db, cid, events[a:b])
+            ingest.append(db, cid, events[a:b])
     return cid
 
 

@@ -102,7 +102,7 @@ def test_facets_count_states_under_the_other_filters(seeded: Any) -> None:
 
 
 def test_facet_counts_stop_at_the_cap(seeded: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sluice.store.reads import jobs as store
+    from sluice.views.jobs import reader as store
 
     monkeypatch.setattr(store, "FACET_CAP", 1)
     c, h = seeded
@@ -264,7 +264,7 @@ def test_connection_isolation_for_jobs(seeded: Any, fresh_db_url: str) -> None:
 def test_substring_pages_are_complete_in_order(
         fresh_db_url: str, window: int, scan: int, trigram: bool | None,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from sluice.store.reads import jobs as store
+    from sluice.views.jobs import reader as store
 
     monkeypatch.setattr(store, "TEXT_WINDOW", window)
     monkeypatch.setattr(store, "SCAN_WINDOW", scan)

@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 
-from sluice.store.reads.workers import status
+from sluice.views.workers.reader import status
 from tests.integration.reads_support import client, ev, fixture_events, ingest, job, tenant
 
 

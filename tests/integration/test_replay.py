@@ -13,8 +13,9 @@ import psycopg
 
 from sluice.domain.celery import normalize
 from sluice.domain.events import Event
-from sluice.projections.replay import replay
-from sluice.store import connections, event_log
+from sluice.service import ingest
+from sluice.service.rebuild import rebuild as replay
+from sluice.store import connections
 from tests.helpers import normalized
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
@@ -40,11 +41,11 @@ def _load_mixed_traffic(db: psycopg.Connection, fixture: Path) -> None:
             rnd.shuffle(chunk)  # out of order within a window, as SDK + agent deliver
         flat = [e for chunk in window for e in chunk]
         for i in range(0, len(flat), 45):
-            event_log.append(db, cid, flat[i:i + 45] + rnd.sample(flat, 3))
+            ingest.append(db, cid, flat[i:i + 45] + rnd.sample(flat, 3))
         samples = [Event(kind="queue.sampled", timestamp=flat[0].timestamp + k,
                          dedup_key=f"sample-{name}-{k:04d}", queue=q, depth=k, hostname="agent")
                    for k in range(5) for q in ("default", "emails")]
-        event_log.append(db, cid, samples)
+        ingest.append(db, cid, samples)
 
 
 def test_replay_rebuilds_exactly_the_live_read_models(
@@ -61,7 +62,7 @@ def test_replay_rebuilds_exactly_the_live_read_models(
 def test_sluice_replay_command(fresh_db_url: str, fixture_events_path: Path) -> None:
     with psycopg.connect(fresh_db_url, autocommit=True) as db:
         cid = connections.create_connection(db, "cli")
-        event_log.append(db, cid, normalized(fixture_events_path, cid))
+        ingest.append(db, cid, normalized(fixture_events_path, cid))
         live = _tables(db)
         db.execute("DELETE FROM jobs")  # a damaged read model
     env = {**os.environ, "SLUICE_DATABASE_URL": fresh_db_url}

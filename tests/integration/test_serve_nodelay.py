@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import uvicorn
 
-from sluice import cli_server
 from sluice.api.http_protocol import NoDelayHTTPProtocol
+from sluice.cli import server as cli_server
 
 
 async def _ok(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -30,7 +30,14 @@ def shared_socket_server() -> Iterator[tuple[uvicorn.Server, int]]:
     """Our protocol under uvicorn, serving on a socket bound as for `--workers` > 1."""
     config = uvicorn.Config(_ok, host="127.0.0.1", port=0, http=NoDelayHTTPProtocol,
                             lifespan="off", log_config=None)
-    sock = config.bind_socket()
+    # Bound with protocol 0, as uvicorn binds its shared socket in the releases that made
+    # this matter (later ones pass TCP's number): asyncio then leaves Nagle on, and only
+    # our protocol turns it off.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    sock.set_inheritable(True)
     assert sock.proto == 0  # why asyncio does not turn Nagle off on its connections itself
     server = uvicorn.Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])))

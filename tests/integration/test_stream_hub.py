@@ -14,7 +14,9 @@ import pytest
 from psycopg_pool import ConnectionPool
 
 from sluice.api import stream
-from sluice.store import connections, event_log
+from sluice.log import follow
+from sluice.service import ingest
+from sluice.store import connections
 from tests.integration.reads_support import job
 
 
@@ -29,7 +31,7 @@ def pool(fresh_db_url: str) -> Iterator[ConnectionPool]:
 
 def _append(pool: ConnectionPool, cid: str, jid: str) -> int:
     with pool.connection() as conn:
-        result = event_log.append(conn, cid, job(jid, time.time() - 1))
+        result = ingest.append(conn, cid, job(jid, time.time() - 1))
     assert result.last_position is not None
     return result.last_position
 
@@ -48,7 +50,7 @@ def test_slow_subscriber_gets_reset_then_live_and_keepalive(
         cid = connections.create_connection(conn, "a")
 
     async def main() -> None:
-        hub = stream.Hub(lambda: pool, queue_size=5)
+        hub = follow.Hub(lambda: pool, queue_size=5)
         hub.start()
         await asyncio.wait_for(hub.listening.wait(), 10)
         slow = stream.event_stream(hub, cid, None, [])
@@ -97,7 +99,7 @@ def test_one_listener_connection_for_many_subscribers(pool: ConnectionPool,
             return int(row[0]) if row else 0
 
     async def main() -> None:
-        hub = stream.Hub(lambda: pool)
+        hub = follow.Hub(lambda: pool)
         hub.start()
         await asyncio.wait_for(hub.listening.wait(), 10)
         gens = [stream.event_stream(hub, cid, None, []) for _ in range(20)]
@@ -120,7 +122,7 @@ def test_resume_from_an_unknown_future_id_does_not_stall(pool: ConnectionPool) -
     before = _append(pool, cid, "old")
 
     async def main() -> None:
-        hub = stream.Hub(lambda: pool)
+        hub = follow.Hub(lambda: pool)
         hub.start()
         await asyncio.wait_for(hub.listening.wait(), 10)
         gen = stream.event_stream(hub, cid, 10**12, [])  # e.g. from a recreated database

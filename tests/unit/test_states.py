@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from sluice.domain.states import ALLOWED_STATES, Action, ActionNotAllowed, State, check_action
+from sluice.domain.actions import ALLOWED_STATES, Action, ActionNotAllowed, check_action
+from sluice.domain.states import State
 
 
 def test_eight_states() -> None:

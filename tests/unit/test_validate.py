@@ -77,3 +77,22 @@ def test_missing_required_fields_and_non_objects() -> None:
 @settings(max_examples=400, deadline=None)
 def test_parse_event_is_total(raw: dict[str, Any]) -> None:
     assert isinstance(parse_event(raw, NOW), Event | Rejection)
+
+
+def test_every_kind_in_a_server_namespace_is_refused_from_sources(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """One rule: a kind added later in a server namespace (an alert, say) is refused from a
+    source without a check of its own, and accepted from the server's own processors."""
+    from sluice.domain import events, validate
+
+    now = time.time()
+    monkeypatch.setattr(validate, "KINDS", events.KINDS | {"alert.fired", "audit.login"})
+    for kind in ("command.retry", "command.revoke", "alert.fired", "audit.login"):
+        event = Event(kind=kind, timestamp=now, job_id="j1")
+        rejection = check_event(event, now)
+        assert rejection is not None and rejection.field == "kind", kind
+        assert check_event(event, now, from_server=True) is None, kind
+        assert events.stream_of(kind) is events.Stream.SYSTEM
+    for kind in sorted(events.JOB_KINDS | events.WORKER_KINDS):
+        assert not events.written_by_server(kind)
+        assert events.stream_of(kind) is events.Stream.TRAFFIC

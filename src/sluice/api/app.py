@@ -1,10 +1,8 @@
 """The Litestar application: `create_app()`; `sluice serve` runs it under uvicorn.
 
-Route handlers come from `sluice.api.ingest`, `.health`, `.dashboard`, `sluice.api.reads`
-(`ROUTE_HANDLERS: list`, plus `LIFESPAN: list` of `(app) -> async context manager` for
-background listeners such as the SSE LISTEN loop) and `extra_route_handlers`.
-Controllers reach the pool as `app.state.pool` (see deps.py) and authenticate with
-`sluice.api.auth.requires(scope)`.
+Controllers (one module per resource) receive the `db` service by dependency injection
+(deps.py) and authenticate with `sluice.api.auth.requires(scope)`. Start-up opens the pool,
+applies migrations, starts the log follower behind SSE and the background upkeep.
 """
 
 from __future__ import annotations
@@ -21,15 +19,17 @@ from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
 from psycopg_pool import ConnectionPool
 
+from sluice.service.database import Database
+from sluice.service.maintenance import maintenance_loop
 from sluice.store import db as store_db
 from sluice.store import partitions
+from sluice.store.blocking import in_thread
 from sluice.store.migrations import migrate
 
-from . import dashboard, health, ingest, reads
-from .deps import PROVIDE_POOL, in_thread
+from . import dashboard, health, ingest, jobs, queues, stats, stream, workers
+from .deps import PROVIDE_DB, set_database
 from .errors import EXCEPTION_HANDLERS
 from .logs import access_log_middleware
-from .maintenance import maintenance_loop
 
 log = logging.getLogger("sluice.api")
 POOL_MAX_SIZE = 10
@@ -82,12 +82,14 @@ def create_app(
     `database_url` (default: SLUICE_DATABASE_URL or the embedded PostgreSQL) and closed at
     shutdown. Start-up applies migrations and creates the log's partitions.
     maintenance_interval_s: period of the partition/retention job; None disables it.
-    include_reads: mount `sluice.api.reads` (tests of ingest alone pass False).
+    include_reads: mount the read API and its event stream (tests of ingest alone pass
+    False).
     """
     url = database_url
-    reads_handlers: list[ControllerRouterHandler] = (
-        list(reads.ROUTE_HANDLERS) if include_reads else [])
-    reads_lifespans: list[Lifespan] = list(reads.LIFESPAN) if include_reads else []
+    reads_handlers: list[ControllerRouterHandler] = [
+        jobs.JobsController, workers.WorkersController, queues.QueuesController,
+        stats.StatsController, stream.stream_events] if include_reads else []
+    reads_lifespans: list[Lifespan] = [stream.STREAM_LIFESPAN] if include_reads else []
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -97,6 +99,7 @@ def create_app(
         try:
             await in_thread(_prepare, the_pool)
             app.state.pool = the_pool
+            set_database(app.state, Database(the_pool))
             task = None
             if maintenance_interval_s is not None:
                 task = asyncio.create_task(maintenance_loop(
@@ -112,6 +115,7 @@ def create_app(
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
         finally:
+            set_database(app.state, None)
             if own:
                 # uvicorn runs this after in-flight requests finished (graceful shutdown).
                 await in_thread(the_pool.close)
@@ -121,7 +125,7 @@ def create_app(
         route_handlers=[*ingest.ROUTE_HANDLERS, *health.ROUTE_HANDLERS, *reads_handlers,
                         *dashboard_handlers, *extra_route_handlers],
         lifespan=[lifespan],
-        dependencies={"pool": PROVIDE_POOL},
+        dependencies={"db": PROVIDE_DB},
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[access_log_middleware],
         openapi_config=OpenAPIConfig(title="Sluice", version=_version(), path="/schema"),

@@ -28,15 +28,14 @@ from typing import Any, Final
 import msgspec
 from litestar import Request
 from litestar.di import Provide
-from psycopg_pool import ConnectionPool
 
+from sluice.domain.accounts import SCOPES
 from sluice.store import keys
 
-from .deps import get_pool, in_thread
+from .deps import request_db
 from .errors import ApiError
 from .logs import note
 
-SCOPES: Final = keys.SCOPES
 _CACHED: Final = "sluice_principal"
 
 
@@ -65,11 +64,6 @@ def _unauthorized(detail: str) -> ApiError:
     return ApiError(401, "unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def _lookup(pool: ConnectionPool, token: str) -> keys.KeyRecord | None:
-    with pool.connection() as conn:
-        return keys.lookup(conn, token)
-
-
 async def authenticate(request: Request[Any, Any, Any], scope: str) -> Principal:
     """The caller's Principal if its key is valid, live and grants `scope`; else ApiError
     401/403. The lookup is done once per request (the result is kept on the request)."""
@@ -78,7 +72,7 @@ async def authenticate(request: Request[Any, Any, Any], scope: str) -> Principal
     principal = request.scope.get(_CACHED)
     if not isinstance(principal, Principal):
         token = _bearer(request)
-        record = await in_thread(_lookup, get_pool(request), token)
+        record = await request_db(request).run(keys.lookup, token)
         if record is None:
             raise _unauthorized("unknown API key")
         note(request, connection_id=record.connection_id, key_id=record.key_id)

@@ -1,43 +1,43 @@
-"""Shared handles for controllers: the pool (on `app.state.pool`) and running blocking DB
-work off the event loop.
+"""What controllers are given by dependency injection: the `db` (a
+`sluice.service.database.Database`, the app's pool) and, per request, the authenticated
+`principal` (`sluice.api.auth.requires`).
 
-    from sluice.api.deps import get_pool, in_thread
-    rows = await in_thread(my_query, get_pool(request), arg)   # my_query(pool, arg) is sync
-
-The app also registers the dependency `pool` (a `psycopg_pool.ConnectionPool`), so a handler
-may simply declare a `pool: ConnectionPool` parameter.
+    @get("/api/things", dependencies={"principal": requires("read")})
+    async def things(db: Db, principal: NamedDependency[Principal]) -> Things:
+        return await db.run(reader.list_things, principal.connection_id)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Final, TypeAlias
 
-import anyio.to_thread
 from litestar import Request
 from litestar.datastructures import State
-from litestar.di import Provide
-from psycopg_pool import ConnectionPool
+from litestar.di import NamedDependency, Provide
 
-P = ParamSpec("P")
-T = TypeVar("T")
+from sluice.service.database import Database
+
+_STATE_KEY: Final = "db"
 
 
-def get_pool(request: Request[Any, Any, Any]) -> ConnectionPool:
-    pool = request.app.state.get("pool")
-    if pool is None:  # only between app creation and the end of start-up
+def database_of(state: State) -> Database:
+    db = state.get(_STATE_KEY)
+    if not isinstance(db, Database):  # only between app creation and the end of start-up
         raise RuntimeError("the database pool is not open yet")
-    return pool  # type: ignore[no-any-return]
+    return db
 
 
-async def in_thread(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """Run blocking (psycopg) work in a worker thread; cancellation waits for it to finish,
-    so a client that disconnects never leaves a transaction half-done."""
-    return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
+def request_db(request: Request[Any, Any, Any]) -> Database:
+    return database_of(request.app.state)
 
 
-def _provide_pool(state: State) -> ConnectionPool:
-    return state.pool  # type: ignore[no-any-return]
+def set_database(state: State, db: Database | None) -> None:
+    if db is None:
+        state.pop(_STATE_KEY, None)
+    else:
+        state[_STATE_KEY] = db
 
 
-PROVIDE_POOL = Provide(_provide_pool, sync_to_thread=False)
+PROVIDE_DB: Final = Provide(database_of, sync_to_thread=False)
+# a controller's parameter `db: Db` receives it
+Db: TypeAlias = NamedDependency[Database]

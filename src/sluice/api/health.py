@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
-from litestar import Request, get
+from litestar import get
 from litestar.types import ControllerRouterHandler
-from psycopg_pool import ConnectionPool
 
-from .deps import get_pool, in_thread
+from sluice.service.database import Database
+from sluice.store.blocking import in_thread
+
+from .deps import Db
 
 READY_TIMEOUT_S = 2.0
 
@@ -18,8 +18,8 @@ class Health(msgspec.Struct):
     status: str
 
 
-def _ping(pool: ConnectionPool) -> None:
-    with pool.connection(timeout=READY_TIMEOUT_S) as conn:
+def _ping(db: Database) -> None:
+    with db.pool.connection(timeout=READY_TIMEOUT_S) as conn:
         conn.execute("SELECT 1")
 
 
@@ -29,8 +29,8 @@ async def healthz() -> Health:
 
 
 @get("/readyz", tags=["health"], summary="The database is reachable (else 503)")
-async def readyz(request: Request[Any, Any, Any]) -> Health:
-    await in_thread(_ping, get_pool(request))  # a database error answers 503 (errors.py)
+async def readyz(db: Db) -> Health:
+    await in_thread(_ping, db)  # a database error answers 503 (errors.py)
     return Health("ready")
 
 

@@ -20,15 +20,16 @@ from litestar.openapi.spec import (
     Schema,
 )
 from litestar.types import ControllerRouterHandler
-from psycopg_pool import ConnectionPool
 
-from sluice.domain.events import KINDS, Event, Rejection
-from sluice.store import quotas
-from sluice.store.event_log import RejectedItem
+from sluice.domain.events import KINDS, written_by_server
+from sluice.service import ingest as conductor
+from sluice.service.database import Database
+from sluice.service.ingest import AppendResult, RejectedItem
+from sluice.store.blocking import in_thread
 
 from .auth import Principal, requires
 from .body import MAX_EVENTS, MAX_WIRE_BYTES, body_format, decode_batch, is_gzip, read_body
-from .deps import get_pool, in_thread
+from .deps import Db
 from .errors import ApiError, ErrorBody
 from .logs import note
 
@@ -39,19 +40,11 @@ class IngestAnswer(msgspec.Struct):
     rejected: list[RejectedItem]
 
 
-def _store(pool: ConnectionPool, connection_id: str, items: list[Event | Rejection]) -> (
-    quotas.QuotaAppend
-):
-    with pool.connection() as conn:
-        return quotas.append_within_quota(conn, connection_id, items, quotas.utc_day())
-
-
-def _process(pool: ConnectionPool, body: bytes, fmt: str, connection_id: str) -> (
-    quotas.QuotaAppend
-):
-    # Decoding and validation are CPU work: done in the worker thread, off the event loop.
+def _process(db: Database, body: bytes, fmt: str, connection_id: str) -> AppendResult:
+    # Decoding and validation are CPU work: done in the worker thread, off the event loop,
+    # before a pooled connection is taken.
     items = decode_batch(body, fmt, connection_id, time.time())
-    return _store(pool, connection_id, items)
+    return db.call(conductor.append, connection_id, items)
 
 
 def _event_schema() -> Schema:
@@ -60,7 +53,8 @@ def _event_schema() -> Schema:
         type=OpenAPIType.OBJECT,
         required=["kind", "timestamp"],
         properties={
-            "kind": Schema(type=OpenAPIType.STRING, enum=sorted(KINDS)),
+            "kind": Schema(type=OpenAPIType.STRING,
+                           enum=sorted(k for k in KINDS if not written_by_server(k))),
             "timestamp": Schema(type=OpenAPIType.NUMBER,
                                 description="source time, seconds since the epoch (UTC)"),
             "dedup_key": Schema(type=OpenAPIType.STRING,
@@ -134,18 +128,18 @@ _ERRORS = {
     operation_class=_IngestOperation,
 )
 async def ingest(
-    request: Request[Any, Any, Any], principal: NamedDependency[Principal]
+    request: Request[Any, Any, Any], db: Db, principal: NamedDependency[Principal]
 ) -> Response[IngestAnswer]:
     fmt = body_format(request.headers.get("content-type"))
     gzip = is_gzip(request.headers.get("content-encoding"))
     body = await read_body(request.stream(), gzip)
-    result = await in_thread(_process, get_pool(request), body, fmt, principal.connection_id)
+    result = await in_thread(_process, db, body, fmt, principal.connection_id)
     note(request, accepted=result.accepted, duplicates=result.duplicates,
          rejected=len(result.rejected))
     if result.exhausted:
         raise ApiError(
             429, "quota_exceeded", "the connection's daily event quota is used up",
-            headers={"Retry-After": str(quotas.seconds_to_next_utc_day())},
+            headers={"Retry-After": str(conductor.seconds_to_next_utc_day())},
         )
     answer = IngestAnswer(
         accepted=result.accepted,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any, Final
 
 import msgspec
@@ -24,6 +25,8 @@ WORKER_HEARTBEAT: Final = "worker.heartbeat"
 WORKER_OFFLINE: Final = "worker.offline"
 WORKER_OTHER: Final = "worker.other"
 QUEUE_SAMPLED: Final = "queue.sampled"
+# Kinds the server writes about its own decisions (commands, and later alerts, audit,
+# configuration, processors' findings) share these namespaces: see `written_by_server`.
 COMMAND_RETRY: Final = "command.retry"
 COMMAND_REVOKE: Final = "command.revoke"
 # Events the sender dropped (buffer full): reported so the loss is visible, not silent.
@@ -49,6 +52,29 @@ COMMAND_KINDS: Final = frozenset({COMMAND_RETRY, COMMAND_REVOKE})
 KINDS: Final = JOB_KINDS | WORKER_KINDS | COMMAND_KINDS | {QUEUE_SAMPLED, SOURCE_DROPPED}
 
 FRAMEWORKS: Final = frozenset({"celery"})
+
+# Namespaces of the kinds only the server writes. Any kind in them, known today or added
+# later, is refused from a source (SDK, agent, API client) and kept in the system stream.
+SERVER_NAMESPACES: Final = ("command.", "alert.", "audit.", "config.", "processor.")
+
+
+class Stream(StrEnum):
+    """The log's two streams. Traffic (what Celery did, reported by the SDK and the agent)
+    expires with each connection's retention; the system's own events (commands, alerts,
+    audit, configuration, processor decisions) stay until an admin purges them, so a rebuild
+    from the log never loses them."""
+
+    TRAFFIC = "traffic"
+    SYSTEM = "system"
+
+
+def written_by_server(kind: str) -> bool:
+    """Whether only the server may write events of this kind (the one rule ingest applies)."""
+    return kind.startswith(SERVER_NAMESPACES)
+
+
+def stream_of(kind: str) -> Stream:
+    return Stream.SYSTEM if written_by_server(kind) else Stream.TRAFFIC
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):

@@ -91,7 +91,13 @@ def fold_event(e: FoldInput) -> FoldEvent:
     return FoldEvent(*_FOLD_VALUES(e))
 
 
-class Transition(msgspec.Struct, frozen=True, array_like=True, gc=False):
+class StoredTransition(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """One entry of a job's history as the fold makes it and the job's row keeps it: JSON
+    [state, at (epoch seconds), kind, hostname, attempt], compact, and read by position
+    (the job_transitions view), so never reorder it. The API answers another shape, keyed
+    with an ISO time: the jobs reader's `Transition`, read from the row through that view.
+    """
+
     state: str
     at: float
     kind: str
@@ -134,7 +140,7 @@ class JobView(msgspec.Struct, kw_only=True, gc=False):
     first_event_at: float | None = None
     last_event_at: float | None = None
     events: int = 0
-    history: list[Transition] = []
+    history: list[StoredTransition] = []
     outcomes: list[Outcome] = []
 
 
@@ -250,7 +256,7 @@ def _state_of(event: FoldInput, attempt: int) -> str:
 
 def _apply(view: JobView, attempt: int, e: FoldInput, state: str) -> None:
     view.state = state
-    view.history.append(Transition(state, e.timestamp, e.kind, e.hostname, attempt))
+    view.history.append(StoredTransition(state, e.timestamp, e.kind, e.hostname, attempt))
     for field in _LATEST_WINS:
         value = getattr(e, field)
         if value is not None:

@@ -19,6 +19,7 @@ from .events import (
     WORKER_KINDS,
     Event,
     Rejection,
+    written_by_server,
 )
 
 MAX_ID_LEN: Final = 255
@@ -88,9 +89,11 @@ def _check_numbers(event: Event, now: float) -> Rejection | None:
     return None
 
 
-def _check_subject(event: Event) -> Rejection | None:
+def _check_subject(event: Event, from_server: bool) -> Rejection | None:
     if event.kind not in KINDS:
         return Rejection(f"unknown kind {event.kind[:60]!r}", "kind")
+    if not from_server and written_by_server(event.kind):
+        return Rejection(f"{event.kind} events are written by the server only", "kind")
     if event.framework not in FRAMEWORKS:
         return Rejection(f"unknown framework {event.framework[:60]!r}", "framework")
     if event.connection_id is not None:
@@ -125,9 +128,11 @@ def with_dedup_key(event: Event) -> Event:
     return msgspec.structs.replace(event, dedup_key=key)
 
 
-def check_event(event: Event, now: float) -> Rejection | None:
-    """None when the event may be stored, else why not."""
-    return _check_subject(event) or _check_numbers(event, now) or _check_strings(event)
+def check_event(event: Event, now: float, *, from_server: bool = False) -> Rejection | None:
+    """None when the event may be stored, else why not. Kinds only the server writes pass
+    only `from_server` (its own processors), never from a source."""
+    return (_check_subject(event, from_server) or _check_numbers(event, now)
+            or _check_strings(event))
 
 
 def parse_event(raw: Any, now: float) -> Event | Rejection:

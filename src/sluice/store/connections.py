@@ -8,10 +8,10 @@ import uuid
 import msgspec
 import psycopg
 
+from ..domain.accounts import DEFAULT_RETENTION_HOURS
 from .sqlfiles import queries
 
-Q = queries(__file__, "connections.sql")
-DEFAULT_RETENTION_HOURS = 168
+Q = queries(__package__, "connections.sql")
 
 
 class Connection(msgspec.Struct, frozen=True):

@@ -12,7 +12,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from .sqlfiles import queries
+
 log = logging.getLogger(__name__)
+Q = queries(__package__, "admin.sql")
 _embedded: dict[Path, Any] = {}
 _lock = threading.Lock()
 
@@ -61,16 +64,15 @@ def _tune(url: str) -> None:
     directory, so later starts find them applied)."""
     with psycopg.connect(url, autocommit=True) as conn:
         current: dict[str, str] = dict(conn.execute(
-            "SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s)",
-            (list(EMBEDDED_SETTINGS),)).fetchall())
+            Q["settings"], {"names": list(EMBEDDED_SETTINGS)}).fetchall())
         changed = False
         for name, value in EMBEDDED_SETTINGS.items():
             if current.get(name) != value:
-                conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(
-                    sql.Identifier(name), sql.Literal(value)))
+                conn.execute(sql.SQL(Q["alter_system"]).format(
+                    name=sql.Identifier(name), value=sql.Literal(value)))
                 changed = True
         if changed:
-            conn.execute("SELECT pg_reload_conf()")
+            conn.execute(Q["reload_conf"])
 
 
 def stop_embedded(directory: Path) -> None:

@@ -15,12 +15,11 @@ from typing import Final
 import msgspec
 import psycopg
 
+from ..domain.accounts import ADMIN, SCOPES
 from .sqlfiles import queries
 
-Q = queries(__file__, "keys.sql")
+Q = queries(__package__, "keys.sql")
 KEY_PREFIX: Final = "sk_live_"
-SCOPES: Final = ("ingest", "read", "operate", "admin")
-ADMIN: Final = "admin"
 _SHOWN_PREFIX_LEN: Final = len(KEY_PREFIX) + 6
 # token_urlsafe(32) is 43 chars; anything much longer is not a key of ours (skip the DB).
 MAX_KEY_LEN: Final = 128

@@ -9,8 +9,10 @@ import psycopg
 from psycopg import sql
 
 from .db import Database, database_of
+from .sqlfiles import queries
 
 log = logging.getLogger(__name__)
+Q = queries(__package__, "admin.sql")
 # Days kept as their own partitions around today; older days land in events_default.
 PAST_DAYS = 8
 FUTURE_DAYS = 1
@@ -36,18 +38,11 @@ def ensure(conn: psycopg.Connection, days: set[dt.date], today: dt.date | None =
         name = partition_name(day)
         try:
             with conn.transaction():
-                exists = conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()
-                if exists and exists[0] is None:
-                    conn.execute(
-                        sql.SQL(
-                            "CREATE TABLE IF NOT EXISTS {} PARTITION OF events "
-                            "FOR VALUES FROM ({}) TO ({})"
-                        ).format(
-                            sql.Identifier(name),
-                            sql.Literal(day),
-                            sql.Literal(day + dt.timedelta(days=1)),
-                        )
-                    )
+                exists = conn.execute(Q["relation_exists"], {"name": name}).fetchone()
+                if exists and not exists[0]:
+                    conn.execute(sql.SQL(Q["create_partition"]).format(
+                        name=sql.Identifier(name), start=sql.Literal(day),
+                        end=sql.Literal(day + dt.timedelta(days=1))))
         except psycopg.errors.CheckViolation:
             # rows of that day already sit in the default partition: leave them there
             log.warning("partition %s not created: day already in events_default", name)

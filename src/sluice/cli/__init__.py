@@ -1,0 +1,33 @@
+"""`sluice` command line: serve | agent | demo | migrate | replay | purge | connections | keys.
+
+Each command module adds its sub-commands (`add_commands`); each sets `func=handler`, where
+`handler(args) -> int` is the exit status. Server dependencies load only in the commands
+that use them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+
+from . import admin, data, server
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sluice", description=__doc__.split("\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    server.add_commands(sub)
+    data.add_commands(sub)
+    admin.add_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return int(args.func(args))

@@ -1,1 +1,0 @@
-"""Projectors: fold batches of the event log into read models; rebuild by replay."""
