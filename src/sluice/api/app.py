@@ -141,9 +141,6 @@ def _default_url() -> str:
 
 
 def _version() -> str:
-    try:
-        from importlib.metadata import version
+    from sluice import __version__  # the one version, which the packaging reads too
 
-        return version("sluice")
-    except Exception:
-        return "0"
+    return __version__

