@@ -8,6 +8,7 @@ a broker do not consume each other's tasks.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Any
@@ -19,7 +20,8 @@ from celery.exceptions import Reject
 app = Celery("agent_celery_app")
 
 
-def configure(broker_url: str, prefix: str = "") -> None:
+def configure(broker_url: str, prefix: str = "",
+              transport_options: dict[str, Any] | None = None) -> None:
     """(Re)point the app: tests in one process use several brokers."""
     kombu.pools.reset()  # kombu's global producer pools, keyed by broker URL
     if app._pool is not None:  # drop connections to the previous broker
@@ -38,11 +40,13 @@ def configure(broker_url: str, prefix: str = "") -> None:
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         result_backend=None,
+        broker_transport_options=transport_options or {},
     )
 
 
 configure(os.environ.get("SLUICE_TEST_BROKER_URL", "redis://127.0.0.1:6379/0"),
-          os.environ.get("SLUICE_TEST_QUEUE_PREFIX", ""))
+          os.environ.get("SLUICE_TEST_QUEUE_PREFIX", ""),
+          json.loads(os.environ.get("SLUICE_TEST_TRANSPORT_OPTIONS") or "{}"))
 
 
 @app.task(name="agent_celery_app.add")

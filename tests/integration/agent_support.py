@@ -153,11 +153,13 @@ class Worker:
 
 
 @contextmanager
-def celery_worker(broker_url: str, prefix: str, hostname: str) -> Iterator[Worker]:
+def celery_worker(broker_url: str, prefix: str, hostname: str,
+                  transport_options: dict[str, Any] | None = None) -> Iterator[Worker]:
     """A real `celery worker` on tests/agent_celery_app.py, consuming the prefixed queues.
     Its log goes to a temp file (a pipe nobody reads could fill and block it)."""
     env = {**os.environ, "SLUICE_TEST_BROKER_URL": broker_url,
-           "SLUICE_TEST_QUEUE_PREFIX": prefix}
+           "SLUICE_TEST_QUEUE_PREFIX": prefix,
+           "SLUICE_TEST_TRANSPORT_OPTIONS": json.dumps(transport_options or {})}
     fd, log_path = tempfile.mkstemp(prefix="sluice-agent-worker-", suffix=".log")
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "agent_celery_app", "worker", "-E",

@@ -128,8 +128,8 @@ def test_celery_scenario_arrives_with_agent_as_read_only_acl_user(
         assert wait_until(lambda: events_of(api, kind="worker.heartbeat", hostname=host), 10)
         worker.proc.send_signal(signal.SIGTERM)  # warm shutdown: worker-offline
         assert wait_until(lambda: events_of(api, kind="worker.offline", hostname=host), 30)
-        queues = {e["queue"] for e in events_of(api, kind="queue.sampled")}
-        assert {f"{prefix}default", f"{prefix}emails"} <= queues
+        assert wait_until(lambda: {f"{prefix}default", f"{prefix}emails"} <= {
+            e["queue"] for e in events_of(api, kind="queue.sampled")}, 15)
 
     events = api.snapshot()
     assert api.auth == {"Bearer sk_test_agent"}

@@ -88,8 +88,9 @@ def _venv(where: Path, requirement: str) -> Path:
 
 
 def _installed(python: Path) -> dict[str, str]:
-    code = ("import importlib.metadata as m, json; print(json.dumps("
-            "{d.metadata['Name'].lower().replace('_', '-'): d.version for d in m.distributions()}))")
+    code = ("import importlib.metadata as m, json; print(json.dumps({"
+            "d.metadata['Name'].lower().replace('_', '-'): d.version "
+            "for d in m.distributions()}))")
     return dict(json.loads(_run(python, "-c", code).stdout))
 
 

@@ -136,3 +136,38 @@ def test_health_counters_prometheus_text_and_http_endpoint(
 def test_fixture_paths_exist() -> None:
     assert Path(FIXTURES / "celery-5.7-events.jsonl").exists()
 
+
+
+def test_event_patterns_follow_the_global_keyprefix() -> None:
+    # kombu prefixes PUBLISH's channel with global_keyprefix, before its fanout prefix
+    patterns = event_patterns(3, keyprefix="acme:")
+    for channel in ("acme:/3.celeryev/task.succeeded", "acme:celeryev/worker.heartbeat"):
+        assert sum(fnmatch.fnmatchcase(channel, p) for p in patterns) == 1, channel
+    assert not any(fnmatch.fnmatchcase("/3.celeryev/task.sent", p) for p in patterns)
+
+
+def test_sentinel_urls_are_redis_brokers_and_logged_without_passwords() -> None:
+    url = "sentinel://:s3cret@10.0.0.1:26379/2;sentinel://:s3cret@10.0.0.2:26379/2"
+    assert broker_kind(url) == "redis"
+    assert "s3cret" not in describe(url) and "10.0.0.2:26379" in describe(url)
+
+
+def test_sentinel_without_master_name_is_a_clear_error() -> None:
+    from sluice.agent.redis_conn import connect
+
+    with pytest.raises(ValueError, match="master_name"):
+        connect("sentinel://127.0.0.1:26379/0")
+
+
+def test_agent_transport_options_from_the_command_line() -> None:
+    from sluice.cli import build_parser
+
+    args = build_parser().parse_args([
+        "agent", "--transport-option", "master_name=mymaster",
+        "--transport-option", "global_keyprefix=acme:",
+        "--transport-option", 'sentinel_kwargs={"password": "p"}'])
+    assert dict(args.transport_options) == {"master_name": "mymaster",
+                                            "global_keyprefix": "acme:",
+                                            "sentinel_kwargs": {"password": "p"}}
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["agent", "--transport-option", "novalue"])

@@ -16,7 +16,7 @@ from sluice.domain.events import QUEUE_SAMPLED, Event
 
 from .backoff import Backoff
 from .health import Health
-from .redis_conn import connect, describe
+from .redis_conn import TransportOptions, connect, describe, keyprefix
 from .sink import Sink
 
 log = logging.getLogger("sluice.agent")
@@ -41,27 +41,29 @@ def queue_of_member(member: bytes | str) -> str:
     return text.rsplit(SEP, 1)[-1]
 
 
-def discover_queues(client: redis.Redis) -> list[str]:
-    """Work queues bound on the broker now: SCAN the binding sets, read their members."""
+def discover_queues(client: redis.Redis, prefix: str = "") -> list[str]:
+    """Work queues bound on the broker now: SCAN the binding sets, read their members.
+    `prefix`: kombu's global_keyprefix, before every key (the names it binds are bare)."""
     queues: set[str] = set()
-    for key in client.scan_iter(match=BINDING_PREFIX + "*", count=1000):
+    for key in client.scan_iter(match=prefix + BINDING_PREFIX + "*", count=1000):
         exchange = (key.decode("utf-8", "replace") if isinstance(key, bytes) else key)[
-            len(BINDING_PREFIX):]
+            len(prefix + BINDING_PREFIX):]
         if not is_work_queue(exchange):
             continue
         queues.update(q for q in map(queue_of_member, client.smembers(key)) if is_work_queue(q))
     return sorted(queues)
 
 
-def queue_depths(client: redis.Redis, queues: Iterable[str]) -> dict[str, int]:
+def queue_depths(client: redis.Redis, queues: Iterable[str], prefix: str = ""
+                 ) -> dict[str, int]:
     """Depth = LLEN of the queue plus its priority lists, in one round trip. A plain
     pipeline (no MULTI/EXEC), so the read-only ACL suffices."""
     names = list(queues)
     pipe = client.pipeline(transaction=False)
     for queue in names:
-        pipe.llen(queue)
+        pipe.llen(prefix + queue)
         for n in PRIORITIES:
-            pipe.llen(f"{queue}{SEP}{n}")
+            pipe.llen(f"{prefix}{queue}{SEP}{n}")
     lengths = pipe.execute()
     width = 1 + len(PRIORITIES)
     return {q: sum(lengths[i * width:(i + 1) * width]) for i, q in enumerate(names)}
@@ -89,8 +91,11 @@ class RedisQueueSampler:
 
     def __init__(self, broker_url: str, sink: Sink, health: Health, stop: threading.Event,
                  connection_id: str | None, interval: float = 5.0,
-                 backoff: Backoff | None = None) -> None:
+                 backoff: Backoff | None = None, options: TransportOptions | None = None
+                 ) -> None:
         self.broker_url = broker_url
+        self.options = options or {}
+        self.prefix = keyprefix(self.options)
         self.sink = sink
         self.health = health
         self.stop = stop
@@ -105,9 +110,9 @@ class RedisQueueSampler:
         # SCAN walks the whole keyspace (results, locks...): rediscover every few samples,
         # not every one, to keep the load on the broker small. LLEN is cheap every time.
         if time.monotonic() >= self.discover_at:
-            self.queues = discover_queues(client)
+            self.queues = discover_queues(client, self.prefix)
             self.discover_at = time.monotonic() + min(DISCOVER_MAX_S, 6 * self.interval)
-        depths = queue_depths(client, self.queues)
+        depths = queue_depths(client, self.queues, self.prefix)
         now = time.time()
         for queue, depth in depths.items():
             self.sink.submit(sampled_event(queue, depth, self.host, now, self.connection_id))
@@ -121,7 +126,7 @@ class RedisQueueSampler:
             started = time.monotonic()
             try:
                 if client is None:
-                    client = connect(self.broker_url)
+                    client = connect(self.broker_url, options=self.options)
                 self.sample_once(client)
                 self.backoff.reset()
                 wait = self.interval - (time.monotonic() - started)

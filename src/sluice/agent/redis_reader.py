@@ -13,7 +13,7 @@ import redis
 from .backoff import Backoff
 from .forward import Forwarder
 from .health import Health
-from .redis_conn import connect, db_of, describe
+from .redis_conn import TransportOptions, connect, db_of, describe, keyprefix
 from .resp import FrameReader, ParseError, ServerError
 
 log = logging.getLogger("sluice.agent")
@@ -24,19 +24,23 @@ DEAD_AFTER_S: Final = 30.0
 PING: Final = b"*1\r\n$4\r\nPING\r\n"
 
 
-def event_patterns(db: int, exchange: str = "celeryev") -> list[str]:
+def event_patterns(db: int, exchange: str = "celeryev", keyprefix: str = "") -> list[str]:
     """kombu publishes on `/{db}.celeryev/<routing key>` (fanout_prefix on, the default),
     `celeryev/<routing key>` (fanout_prefix off), or without `/<routing key>` when
-    fanout_patterns is off. These four patterns match disjoint channel sets, so no
-    message is delivered twice (a channel matching two patterns would be)."""
-    prefixed = f"/{db}.{exchange}"
-    return [prefixed + "/*", prefixed, exchange + "/*", exchange]
+    fanout_patterns is off, each after the global_keyprefix if one is set. These four
+    patterns match disjoint channel sets, so no message is delivered twice (a channel
+    matching two patterns would be)."""
+    prefixed = f"{keyprefix}/{db}.{exchange}"
+    bare = keyprefix + exchange
+    return [prefixed + "/*", prefixed, bare + "/*", bare]
 
 
 class RedisEventReader:
     def __init__(self, broker_url: str, forward: Forwarder, health: Health,
-                 stop: threading.Event, backoff: Backoff | None = None) -> None:
+                 stop: threading.Event, backoff: Backoff | None = None,
+                 options: TransportOptions | None = None) -> None:
         self.broker_url = broker_url
+        self.options = options or {}
         self.forward = forward
         self.health = health
         self.stop = stop
@@ -59,14 +63,14 @@ class RedisEventReader:
         self.connected.clear()
 
     def _session(self, where: str) -> None:
-        client = connect(self.broker_url)
+        client = connect(self.broker_url, options=self.options)
         # redis-py opens the connection (TLS, AUTH, SELECT); then the socket is read raw.
         conn = client.connection_pool.get_connection()
         try:
             sock = conn._sock  # redis-py has no public accessor
             if sock is None:
                 raise redis.ConnectionError("no socket after connect")
-            patterns = event_patterns(db_of(client))
+            patterns = event_patterns(db_of(client), keyprefix=keyprefix(self.options))
             sock.sendall(b"".join(conn.pack_command("PSUBSCRIBE", *patterns)))
             sock.settimeout(1.0)  # wake every second to check `stop` and liveness
             self._pump(FrameReader(sock), sock, len(patterns), where, patterns)

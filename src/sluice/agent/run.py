@@ -15,13 +15,14 @@ from .forward import Forwarder, ParallelForwarder, TransportSpec, TransportStats
 from .health import Health, serve_metrics
 from .queues import RedisQueueSampler
 from .rabbitmq_reader import KnownQueues, RabbitEventReader, RabbitQueueSampler
-from .redis_conn import describe
+from .redis_conn import TransportOptions, describe
 from .redis_reader import RedisEventReader
 from .sink import Sink
 
 log = logging.getLogger("sluice.agent")
 
-REDIS_SCHEMES: Final = frozenset({"redis", "rediss", "redis+socket", "unix", "socket"})
+REDIS_SCHEMES: Final = frozenset({"redis", "rediss", "redis+socket", "unix", "socket",
+                                  "sentinel"})
 AMQP_SCHEMES: Final = frozenset({"amqp", "amqps", "pyamqp"})
 AGENT_MAX_BUFFER: Final = 100_000
 AGENT_BATCH_SIZE: Final = 1_000
@@ -33,7 +34,7 @@ def broker_kind(broker_url: str) -> str:
         return "redis"
     if scheme in AMQP_SCHEMES:
         return "amqp"
-    raise ValueError(f"unsupported broker {scheme!r}: use redis://, rediss:// or amqp://")
+    raise ValueError(f"unsupported broker {scheme!r}: use redis://, rediss://, sentinel:// or amqp://")
 
 
 class Agent:
@@ -42,8 +43,8 @@ class Agent:
     def __init__(self, broker_url: str, sink: Sink, connection_id: str | None, *,
                  queue_interval: float = 5.0, stop: threading.Event | None = None,
                  queues: Sequence[str] = (), max_backoff: float = 30.0,
-                 workers: int | None = None, transport_spec: TransportSpec | None = None
-                 ) -> None:
+                 workers: int | None = None, transport_spec: TransportSpec | None = None,
+                 transport_options: TransportOptions | None = None) -> None:
         self.kind = broker_kind(broker_url)
         self.stop = stop or threading.Event()
         self.stats = TransportStats(sink.stats)
@@ -62,10 +63,11 @@ class Agent:
         self.sampler: RedisQueueSampler | RabbitQueueSampler
         if self.kind == "redis":
             self.reader = RedisEventReader(
-                broker_url, forward, self.health, self.stop, Backoff(maximum=max_backoff))
+                broker_url, forward, self.health, self.stop, Backoff(maximum=max_backoff),
+                transport_options)
             self.sampler = RedisQueueSampler(
                 broker_url, sink, self.health, self.stop, connection_id, queue_interval,
-                Backoff(maximum=max_backoff))
+                Backoff(maximum=max_backoff), transport_options)
         else:
             known = KnownQueues(queues)
             self.reader = RabbitEventReader(broker_url, forward, self.health, self.stop,
@@ -113,6 +115,7 @@ def run_agent(
     metrics_host: str = "0.0.0.0",
     queues: Sequence[str] = (),
     workers: int | None = None,
+    transport_options: TransportOptions | None = None,
 ) -> None:
     """Collect from `broker_url` and send to the Sluice API at `endpoint` until `stop_event`
     is set (or SIGTERM/SIGINT when called without one from the main thread). Broker and
@@ -121,7 +124,9 @@ def run_agent(
     `workers` normalizing processes (default: one per core, at most 4; 0 = none) are
     started with multiprocessing's spawn: a script calling this must do so under
     `if __name__ == "__main__":`, as with any multiprocessing code. `queues` names AMQP
-    queues to sample before any task-sent event names them."""
+    queues to sample before any task-sent event names them. `transport_options`: the
+    Celery app's broker_transport_options that say where things are on a Redis broker
+    (master_name and sentinel_kwargs for Sentinel, global_keyprefix)."""
     from sluice.transport import Transport
 
     broker_kind(broker_url)  # fail fast on a URL we cannot read, before any thread starts
@@ -133,7 +138,8 @@ def run_agent(
                           batch_size=AGENT_BATCH_SIZE)
     stop = stop_event or threading.Event()
     agent = Agent(broker_url, transport, connection_id, queue_interval=queue_interval,
-                  stop=stop, queues=queues, workers=workers, transport_spec=spec)
+                  stop=stop, queues=queues, workers=workers, transport_spec=spec,
+                  transport_options=transport_options)
     try:  # a busy metrics port is a configuration error: fail before collecting
         server = serve_metrics(agent.health, metrics_port, metrics_host) \
             if metrics_port is not None else None

