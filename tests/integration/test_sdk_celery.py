@@ -44,7 +44,7 @@ APP = textwrap.dedent(
     from celery.exceptions import Reject
 
     url = os.environ["BROKER_URL"]
-    app = Celery("sluiceapp", broker=url, backend=url)
+    app = Celery("sluiceapp", broker=url, backend=os.environ.get("BACKEND_URL", url))
     app.conf.update(
         task_default_queue="default",
         task_routes={"sluiceapp.send_email": {"queue": "emails"}},
@@ -404,6 +404,29 @@ def test_fixture_scenario(pool: str, broker_url: str, app_dir: Path,
         assert isinstance(norm, Event)
         theirs.add(norm.dedup_key)
     assert ours == theirs
+
+
+def test_fixture_scenario_on_rabbitmq(app_dir: Path, api: CaptureServer) -> None:
+    """The same scenario with RabbitMQ as the broker (results over rpc://): the SDK's hooks
+    do not depend on the transport."""
+    url = os.environ.get("SLUICE_TEST_RABBITMQ_URL")
+    if not url:
+        pytest.skip("no RabbitMQ (set SLUICE_TEST_RABBITMQ_URL)")
+    env = env_for(url, app_dir, api.url, BACKEND_URL="rpc://")
+    with worker(app_dir, env, "prefork", "w-amqp"):
+        out = subprocess.run([sys.executable, "producer.py", "--terminate"], cwd=app_dir,
+                             env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        ids: dict[str, str] = json.loads(out.stdout.strip().splitlines()[-1])["ids"]
+
+        def complete() -> bool:
+            got = kinds_by_subject(api)
+            return all(EXPECTED[n] <= set(got.get(i, [])) for n, i in ids.items())
+
+        assert wait_until(complete, 40), {n: kinds_by_subject(api).get(i)
+                                          for n, i in ids.items()}
+    assert wait_until(lambda: any(e["kind"] == "worker.offline" for e in api.events()), 10)
+    assert kinds_by_subject(api)[ids["retry"]].count("job.retried") == 2
 
 
 def test_prefork_child_flushes_before_it_exits(broker_url: str, app_dir: Path,
