@@ -83,6 +83,17 @@ def connect(broker_url: str, *, socket_timeout: float | None = 10.0,
     return redis.Redis.from_url(url, socket_timeout=socket_timeout, **_CLIENT_KW, **extra)
 
 
+# redis-py < 6 requires the command's name; later ones deprecate passing it
+_GET_PARAMS: Final = inspect.signature(redis.ConnectionPool.get_connection).parameters
+_NAME_REQUIRED: Final = _GET_PARAMS["command_name"].default is inspect.Parameter.empty
+
+
+def pool_connection(client: redis.Redis, command: str) -> Any:
+    """A connection of the client's pool, connected (TLS, AUTH, SELECT done)."""
+    pool = client.connection_pool
+    return pool.get_connection(command) if _NAME_REQUIRED else pool.get_connection()
+
+
 def db_of(client: redis.Redis) -> int:
     return int(client.connection_pool.connection_kwargs.get("db", 0) or 0)
 

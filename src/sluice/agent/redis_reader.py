@@ -13,7 +13,7 @@ import redis
 from .backoff import Backoff
 from .forward import Forwarder
 from .health import Health
-from .redis_conn import TransportOptions, connect, db_of, describe, keyprefix
+from .redis_conn import TransportOptions, connect, db_of, describe, keyprefix, pool_connection
 from .resp import FrameReader, ParseError, ServerError
 
 log = logging.getLogger("sluice.agent")
@@ -65,7 +65,7 @@ class RedisEventReader:
     def _session(self, where: str) -> None:
         client = connect(self.broker_url, options=self.options)
         # redis-py opens the connection (TLS, AUTH, SELECT); then the socket is read raw.
-        conn = client.connection_pool.get_connection()
+        conn = pool_connection(client, "PSUBSCRIBE")
         try:
             sock = conn._sock  # redis-py has no public accessor
             if sock is None:
@@ -76,7 +76,7 @@ class RedisEventReader:
             self._pump(FrameReader(sock), sock, len(patterns), where, patterns)
         finally:
             self.connected.clear()
-            conn.disconnect()  # type: ignore[no-untyped-call]
+            conn.disconnect()
             client.close()
 
     def _pump(self, reader: FrameReader, sock: socket.socket, expected: int, where: str,
