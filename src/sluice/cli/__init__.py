@@ -1,4 +1,4 @@
-"""`sluice` command line: serve | agent | demo | migrate | replay | purge | connections | keys.
+"""`sluice`: serve | agent | demo | migrate | replay | purge | connections | keys | doctor.
 
 Each command module adds its sub-commands (`add_commands`); each sets `func=handler`, where
 `handler(args) -> int` is the exit status. Server dependencies load only in the commands
@@ -11,7 +11,7 @@ import argparse
 import logging
 from collections.abc import Sequence
 
-from . import admin, data, server
+from . import admin, data, doctor, server
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_commands(sub)
     data.add_commands(sub)
     admin.add_commands(sub)
+    doctor.add_commands(sub)
     return parser
 
 

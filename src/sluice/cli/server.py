@@ -52,7 +52,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
-    from sluice.agent.run import run_agent
+    from sluice.agent.run import redaction_rules, run_agent
 
     missing = [name for name, value in (("--broker / SLUICE_BROKER_URL", args.broker),
                                         ("SLUICE_API_KEY", os.environ.get("SLUICE_API_KEY")),
@@ -61,6 +61,11 @@ def cmd_agent(args: argparse.Namespace) -> int:
                if not value]
     if missing:
         print(f"sluice agent: missing {', '.join(missing)}", file=sys.stderr)
+        return 2
+    try:  # before anything starts: a bad rule is a usage error
+        redaction_rules(args.redact_key or (), args.max_arg_size)
+    except ValueError as exc:
+        print(f"sluice agent: {exc}", file=sys.stderr)
         return 2
     run_agent(
         args.broker,
@@ -72,6 +77,9 @@ def cmd_agent(args: argparse.Namespace) -> int:
         queues=args.queue or (),
         workers=args.workers,
         metrics_host=args.metrics_host,
+        capture_args=args.capture_args,
+        redact_keys=args.redact_key or (),
+        max_arg_size=args.max_arg_size,
     )
     return 0
 
@@ -103,6 +111,14 @@ def add_commands(sub: Any) -> None:
                    help="a queue to sample even before Celery binds it (repeatable)")
     p.add_argument("--workers", type=int, default=None,
                    help="processes that decode and send events (default: one per core, <= 4)")
+    p.add_argument("--capture-args", action="store_true",
+                   help="send task arguments and results (default: stripped; the "
+                        "connection must allow them too)")
+    p.add_argument("--redact-key", action="append", metavar="KEY|TASK:KEY",
+                   help="with --capture-args: also mask this key, in every task or in one "
+                        "(repeatable; password, token, secret, card... always are)")
+    p.add_argument("--max-arg-size", type=int, default=1024, metavar="N",
+                   help="with --capture-args: cut each value at N characters")
     p.set_defaults(func=cmd_agent)
     p = sub.add_parser("demo", help="embedded stack + real Celery workers + live dashboard")
     p.add_argument("--port", type=int, default=8000)
