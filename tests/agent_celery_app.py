@@ -32,7 +32,8 @@ def configure(broker_url: str, prefix: str = "",
     app.__dict__.pop("amqp", None)
     app.conf.update(
         broker_url=broker_url,
-        worker_send_task_events=True,
+        # a worker started without -E (SLUICE_TEST_TASK_EVENTS=0) sends heartbeats only
+        worker_send_task_events=os.environ.get("SLUICE_TEST_TASK_EVENTS", "1") == "1",
         task_send_sent_event=True,
         task_track_started=True,
         task_default_queue=prefix + "default",

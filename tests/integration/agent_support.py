@@ -154,16 +154,20 @@ class Worker:
 
 @contextmanager
 def celery_worker(broker_url: str, prefix: str, hostname: str,
-                  transport_options: dict[str, Any] | None = None) -> Iterator[Worker]:
-    """A real `celery worker` on tests/agent_celery_app.py, consuming the prefixed queues.
-    Its log goes to a temp file (a pipe nobody reads could fill and block it)."""
+                  transport_options: dict[str, Any] | None = None, *, task_events: bool = True,
+                  queues: tuple[str, ...] = ("default", "emails")) -> Iterator[Worker]:
+    """A real `celery worker` on tests/agent_celery_app.py, consuming the prefixed queues
+    (with -E unless `task_events` is False). Its log goes to a temp file (a pipe nobody
+    reads could fill and block it)."""
     env = {**os.environ, "SLUICE_TEST_BROKER_URL": broker_url,
            "SLUICE_TEST_QUEUE_PREFIX": prefix,
-           "SLUICE_TEST_TRANSPORT_OPTIONS": json.dumps(transport_options or {})}
+           "SLUICE_TEST_TRANSPORT_OPTIONS": json.dumps(transport_options or {}),
+           "SLUICE_TEST_TASK_EVENTS": "1" if task_events else "0"}
     fd, log_path = tempfile.mkstemp(prefix="sluice-agent-worker-", suffix=".log")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "agent_celery_app", "worker", "-E",
-         "-Q", f"{prefix}default,{prefix}emails", "-n", hostname, "-c", "2",
+        [sys.executable, "-m", "celery", "-A", "agent_celery_app", "worker",
+         *(["-E"] if task_events else []),
+         "-Q", ",".join(prefix + q for q in queues), "-n", hostname, "-c", "2",
          "-P", "prefork", "--without-gossip", "--without-mingle", "-l", "info"],
         env=env, cwd=str(TESTS), stdout=fd, stderr=subprocess.STDOUT)
     os.close(fd)

@@ -79,10 +79,10 @@ APP = textwrap.dedent(
                 raise RuntimeError("injected sink failure")
             real_sink(event)
 
-        def flaky_normalize(raw, conn=None):
+        def flaky_normalize(raw, conn=None, **kw):
             if next(calls) % 2 == 0:
                 raise RuntimeError("injected normalizer failure")
-            return real_normalize(raw, conn)
+            return real_normalize(raw, conn, **kw)
 
         def broken_emit(event):
             raise RuntimeError("injected emitter failure")

@@ -11,8 +11,9 @@ import pytest
 
 from sluice.domain.celery import normalize
 from sluice.domain.events import Event
+from sluice.domain.privacy import MARKS_KEY
 from sluice.sdk.config import SdkConfig
-from sluice.sdk.privacy import MASK, Privacy, mask
+from sluice.sdk.privacy import MASK, TRUNCATED, Privacy, mask
 from sluice.sdk.runtime import Processor
 
 FIXTURE = Path("/work/shared/fixtures/celery-5.7-events.jsonl")
@@ -105,15 +106,18 @@ def test_redaction_hook_and_size_cap() -> None:
     def redact(task: str, field: str, value: Any) -> Any:
         calls.append((task, field))
         if field == "kwargs":
-            return {**value, "card": "****", "password": "leaked?"}
+            return {**value, "iban": "****", "password": "leaked?"}
         return value
 
-    proc = processor(capture_args=True, redact=redact, max_arg_size=40)
-    event = proc(received("u1", "t.pay", "(" + "9" * 100 + ",)", "{'card': '4111'}"))
+    proc = processor(capture_args=True, redact=redact, max_arg_size=80)
+    event = proc(received("u1", "t.pay", "(" + "9" * 100 + ",)",
+                          "{'card': '4111', 'iban': 'DE00'}"))
     assert event is not None and event.kwargs is not None and event.args is not None
-    assert "4111" not in event.kwargs and "'card': '****'" in event.kwargs
+    assert "4111" not in event.kwargs and f"'card': {MASK!r}" in event.kwargs  # a default key
+    assert "DE00" not in event.kwargs and "'iban': '****'" in event.kwargs  # the hook's
     assert "leaked?" not in event.kwargs  # masked again after the hook
-    assert len(event.args) == 40 and event.args.endswith("…")
+    assert len(event.args) == 80 and event.args.endswith(TRUNCATED)
+    assert event.extensions[MARKS_KEY] == {"args": ["truncated"], "kwargs": ["redacted"]}
     assert ("t.pay", "args") in calls and ("t.pay", "kwargs") in calls
 
 

@@ -19,11 +19,13 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from sluice.domain.celery import normalize
-from sluice.domain.events import Event, Rejection
+from sluice.domain.events import SOURCE_AGENT, Event, Rejection
 from sluice.transport import Transport
 
+from .capture import Capture
 from .envelope import Undecodable, decode_envelope
 from .health import Health
+from .setup_watch import SetupWatch, Sightings
 from .sink import Sink
 
 log = logging.getLogger("sluice.agent")
@@ -35,23 +37,27 @@ STATS_REFRESH_S: Final = 2.0
 Bad = list[tuple[str, str]]  # (kind, detail) of each undecodable message or event
 
 
+_NO_CAPTURE: Final = Capture()
+
+
 def convert(raws: Iterable[dict[str, Any]], connection_id: str | None,
-            events: list[Event], bad: Bad) -> int:
-    """Normalize Celery event dicts into `events`; rejections go to `bad`. Returns the
-    number of dicts seen."""
+            events: list[Event], bad: Bad, capture: Capture = _NO_CAPTURE) -> int:
+    """Normalize Celery event dicts into `events` (arguments and results as `capture`
+    says); rejections go to `bad`. Returns the number of dicts seen."""
     seen = 0
+    apply = capture.apply
     for raw in raws:
         seen += 1
-        event = normalize(raw, connection_id)
+        event = normalize(raw, connection_id, source=SOURCE_AGENT)
         if isinstance(event, Rejection):
             bad.append((f"event rejected: {event.reason}", repr(raw)[:200]))
         else:
-            events.append(event)
+            events.append(apply(event))
     return seen
 
 
-def convert_envelopes(payloads: list[bytes], connection_id: str | None
-                      ) -> tuple[list[Event], int, Bad]:
+def convert_envelopes(payloads: list[bytes], connection_id: str | None,
+                      capture: Capture = _NO_CAPTURE) -> tuple[list[Event], int, Bad]:
     events: list[Event] = []
     bad: Bad = []
     seen = 0
@@ -61,17 +67,20 @@ def convert_envelopes(payloads: list[bytes], connection_id: str | None
         except Undecodable as exc:
             bad.append((exc.kind, exc.detail))
             continue
-        seen += convert(raws, connection_id, events, bad)
+        seen += convert(raws, connection_id, events, bad, capture)
     return events, seen, bad
 
 
 class Forwarder:
     """Converts on the caller's thread."""
 
-    def __init__(self, sink: Sink, health: Health, connection_id: str | None) -> None:
+    def __init__(self, sink: Sink, health: Health, connection_id: str | None,
+                 capture: Capture = _NO_CAPTURE, watch: SetupWatch | None = None) -> None:
         self.sink = sink
         self.health = health
         self.connection_id = connection_id
+        self.capture = capture
+        self.watch = watch or SetupWatch()
 
     def envelope(self, data: bytes | str) -> None:
         """A Redis pub/sub payload. Never raises: bad input is counted, not fatal."""
@@ -85,7 +94,7 @@ class Forwarder:
     def events(self, raws: list[dict[str, Any]]) -> None:
         events: list[Event] = []
         bad: Bad = []
-        self.health.events_in += convert(raws, self.connection_id, events, bad)
+        self.health.events_in += convert(raws, self.connection_id, events, bad, self.capture)
         self.deliver(events, bad)
 
     def deliver(self, events: list[Event], bad: Bad) -> None:
@@ -96,6 +105,7 @@ class Forwarder:
             submit(event)
         if events:
             health.observe(events[-1].timestamp)
+            self.watch.see(events)
 
     def flush(self) -> None:
         """The reader drained its socket: nothing is held here."""
@@ -116,10 +126,12 @@ class TransportSpec:
 
 
 _WORKER_SINK: Transport | None = None  # the worker process's own
+_WORKER_CAPTURE: Capture = _NO_CAPTURE
 
 
-def _init_worker(spec: TransportSpec) -> None:
-    global _WORKER_SINK
+def _init_worker(spec: TransportSpec, capture: Capture = _NO_CAPTURE) -> None:
+    global _WORKER_SINK, _WORKER_CAPTURE
+    _WORKER_CAPTURE = capture
     transport = Transport(spec.endpoint, spec.api_key, spec.connection_id,
                           max_buffer=spec.max_buffer, batch_size=spec.batch_size)
     transport.start()
@@ -128,12 +140,12 @@ def _init_worker(spec: TransportSpec) -> None:
     _WORKER_SINK = transport
 
 
-WorkResult = tuple[int, Bad, float | None, int, dict[str, int]]
+WorkResult = tuple[int, Bad, float | None, int, dict[str, int], Sightings]
 
 
 def _work_and_send(payloads: list[bytes], connection_id: str | None) -> WorkResult:
     """In a worker: convert and send. Only counts go back to the main process."""
-    events, seen, bad = convert_envelopes(payloads, connection_id)
+    events, seen, bad = convert_envelopes(payloads, connection_id, _WORKER_CAPTURE)
     sink = _WORKER_SINK
     if sink is None:
         raise RuntimeError("worker started without its transport")
@@ -141,7 +153,9 @@ def _work_and_send(payloads: list[bytes], connection_id: str | None) -> WorkResu
     for event in events:
         submit(event)
     last = events[-1].timestamp if events else None
-    return seen, bad, last, os.getpid(), sink.stats()
+    sightings = Sightings()
+    sightings.see(events)
+    return seen, bad, last, os.getpid(), sink.stats(), sightings
 
 
 def _worker_stats(flush: bool = False) -> tuple[int, dict[str, int]]:
@@ -175,8 +189,9 @@ class ParallelForwarder(Forwarder):
     does not depend on it)."""
 
     def __init__(self, sink: Sink, health: Health, connection_id: str | None,
-                 workers: int, spec: TransportSpec, stats: TransportStats) -> None:
-        super().__init__(sink, health, connection_id)
+                 workers: int, spec: TransportSpec, stats: TransportStats,
+                 capture: Capture = _NO_CAPTURE, watch: SetupWatch | None = None) -> None:
+        super().__init__(sink, health, connection_id, capture, watch)
         self.workers = workers
         self.spec = spec
         self.stats = stats
@@ -204,7 +219,7 @@ class ParallelForwarder(Forwarder):
             except Exception as exc:  # not even a fresh pool works: convert here from now on
                 log.warning("agent worker pool unavailable (%s); converting in-thread", exc)
                 self.pool_failed = True
-        events, seen, bad = convert_envelopes(batch, self.connection_id)
+        events, seen, bad = convert_envelopes(batch, self.connection_id, self.capture)
         self.health.events_in += seen
         self.deliver(events, bad)
 
@@ -221,7 +236,7 @@ class ParallelForwarder(Forwarder):
     def _new_pool(self) -> ProcessPoolExecutor:
         # spawn, not fork: the agent has threads (and locks) a forked child would inherit.
         return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_init_worker, initargs=(self.spec,))
+                                   initializer=_init_worker, initargs=(self.spec, self.capture))
 
     def _refresh_stats(self, flush: bool = False) -> None:
         """Ask the workers for their transport counters (sent, dropped), which otherwise
@@ -246,7 +261,7 @@ class ParallelForwarder(Forwarder):
             if future is None:
                 return
             try:
-                seen, bad, last, pid, stats = future.result()
+                seen, bad, last, pid, stats, sightings = future.result()
             except Exception as exc:
                 log.warning("agent worker lost a batch: %s", exc)
                 health.count_undecodable("batch lost in a worker", str(exc))
@@ -256,6 +271,7 @@ class ParallelForwarder(Forwarder):
                 health.count_undecodable(kind, detail)
             if last is not None:
                 health.observe(last)
+            self.watch.merge(sightings)
             self.stats.workers[pid] = stats
 
     def close(self) -> None:

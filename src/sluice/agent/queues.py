@@ -12,7 +12,7 @@ from typing import Final
 import redis
 
 from sluice.domain.dedup import dedup_key
-from sluice.domain.events import QUEUE_SAMPLED, Event
+from sluice.domain.events import QUEUE_SAMPLED, SOURCE_AGENT, Event
 
 from .backoff import Backoff
 from .health import Health
@@ -77,6 +77,7 @@ def sampled_event(queue: str, depth: int, host: str, timestamp: float,
         timestamp=timestamp,
         dedup_key=dedup_key(QUEUE_SAMPLED, queue, host, None, timestamp),
         connection_id=connection_id,
+        source=SOURCE_AGENT,
         hostname=host,
         queue=queue,
         depth=depth,

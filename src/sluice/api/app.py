@@ -26,7 +26,7 @@ from sluice.store import partitions
 from sluice.store.blocking import in_thread
 from sluice.store.migrations import migrate
 
-from . import dashboard, health, ingest, jobs, queues, stats, stream, workers
+from . import connection_health, dashboard, health, ingest, jobs, queues, stats, stream, workers
 from .deps import PROVIDE_DB, set_database
 from .errors import EXCEPTION_HANDLERS
 from .logs import access_log_middleware
@@ -88,7 +88,8 @@ def create_app(
     url = database_url
     reads_handlers: list[ControllerRouterHandler] = [
         jobs.JobsController, workers.WorkersController, queues.QueuesController,
-        stats.StatsController, stream.stream_events] if include_reads else []
+        stats.StatsController, stream.stream_events,
+        connection_health.ConnectionHealthController] if include_reads else []
     reads_lifespans: list[Lifespan] = [stream.STREAM_LIFESPAN] if include_reads else []
 
     @contextlib.asynccontextmanager

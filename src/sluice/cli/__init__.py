@@ -1,4 +1,4 @@
-"""`sluice` command line: serve | agent | demo | migrate | replay | purge | connections | keys.
+"""`sluice`: serve | agent | demo | migrate | replay | purge | connections | keys | doctor.
 
 Each command module adds its sub-commands (`add_commands`); each sets `func=handler`, where
 `handler(args) -> int` is the exit status. Server dependencies load only in the commands
@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Final
 
-from . import admin, data, server
+from . import admin, data, doctor, server
 
 # What `sluice-celery[server]` adds: a light install (the SDK and the agent) has none of them.
 SERVER_MODULES: Final = frozenset({"psycopg", "psycopg_pool", "pgserver", "platformdirs",
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_commands(sub)
     data.add_commands(sub)
     admin.add_commands(sub)
+    doctor.add_commands(sub)
     return parser
 
 

@@ -69,11 +69,14 @@ def cmd_connections_set(args: argparse.Namespace) -> int:
         changes["daily_limit"] = args.daily_limit
     if args.retention_hours is not None:
         changes["retention_hours"] = args.retention_hours
-    if not changes:
-        return fail("nothing to change: give --daily-limit and/or --retention-hours")
+    if not changes and args.capture_args is None:
+        return fail("nothing to change: give --daily-limit, --retention-hours or "
+                    "--capture-args")
     with migrated_db() as conn:
         if not connections.set_limits(conn, args.connection_id, **changes):
             return fail(f"no connection {args.connection_id}")
+        if args.capture_args is not None:
+            connections.set_capture_args(conn, args.connection_id, args.capture_args == "on")
     print("updated")
     return 0
 
@@ -149,6 +152,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("connection_id")
     p.add_argument("--daily-limit", type=_limit, default=msgspec.UNSET, metavar="N|none")
     p.add_argument("--retention-hours", type=_hours, default=None, metavar="H")
+    p.add_argument("--capture-args", choices=("on", "off"), default=None,
+                   help="keep task arguments and results that the SDK or agent send "
+                        "(default: off, they are dropped before the log)")
     p.set_defaults(func=cmd_connections_set)
 
     keyp = sub.add_parser("keys", help="create, list and revoke API keys")

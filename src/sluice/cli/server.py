@@ -64,7 +64,7 @@ def _transport_option(text: str) -> tuple[str, Any]:
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
-    from sluice.agent.run import run_agent
+    from sluice.agent.run import redaction_rules, run_agent
 
     missing = [name for name, value in (("--broker / SLUICE_BROKER_URL", args.broker),
                                         ("SLUICE_API_KEY", os.environ.get("SLUICE_API_KEY")),
@@ -73,6 +73,11 @@ def cmd_agent(args: argparse.Namespace) -> int:
                if not value]
     if missing:
         print(f"sluice agent: missing {', '.join(missing)}", file=sys.stderr)
+        return 2
+    try:  # before anything starts: a bad rule is a usage error
+        redaction_rules(args.redact_key or (), args.max_arg_size)
+    except ValueError as exc:
+        print(f"sluice agent: {exc}", file=sys.stderr)
         return 2
     run_agent(
         args.broker,
@@ -85,6 +90,9 @@ def cmd_agent(args: argparse.Namespace) -> int:
         workers=args.workers,
         metrics_host=args.metrics_host,
         transport_options=dict(args.transport_options),
+        capture_args=args.capture_args,
+        redact_keys=args.redact_key or (),
+        max_arg_size=args.max_arg_size,
     )
     return 0
 
@@ -121,6 +129,14 @@ def add_commands(sub: Any) -> None:
                    help="one of the Celery app's broker_transport_options (repeatable): "
                         "master_name=NAME for sentinel://, global_keyprefix=PREFIX, "
                         "sentinel_kwargs={JSON}; a JSON value is decoded")
+    p.add_argument("--capture-args", action="store_true",
+                   help="send task arguments and results (default: stripped; the "
+                        "connection must allow them too)")
+    p.add_argument("--redact-key", action="append", metavar="KEY|TASK:KEY",
+                   help="with --capture-args: also mask this key, in every task or in one "
+                        "(repeatable; password, token, secret, card... always are)")
+    p.add_argument("--max-arg-size", type=int, default=1024, metavar="N",
+                   help="with --capture-args: cut each value at N characters")
     p.set_defaults(func=cmd_agent)
     p = sub.add_parser("demo", help="embedded stack + real Celery workers + live dashboard")
     p.add_argument("--port", type=int, default=8000)

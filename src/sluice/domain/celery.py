@@ -130,7 +130,8 @@ def _kind_of(celery_type: str) -> str:
     return ev.JOB_OTHER
 
 
-def _build(raw: Mapping[str, Any], connection_id: str | None) -> Event:
+def _build(raw: Mapping[str, Any], connection_id: str | None, source: str | None = None
+           ) -> Event:
     celery_type = raw.get("type")
     if not isinstance(celery_type, str) or not celery_type:
         raise _Bad("type must be a non-empty string", "type")
@@ -157,6 +158,7 @@ def _build(raw: Mapping[str, Any], connection_id: str | None) -> Event:
         timestamp=timestamp,
         dedup_key=key,
         connection_id=connection_id,
+        source=source,
         job_id=job_id,
         loadavg=_loadavg(raw),
         extensions=_extensions(raw, celery_type, kind),
@@ -167,7 +169,8 @@ def _build(raw: Mapping[str, Any], connection_id: str | None) -> Event:
 _IDENTITY_TYPES: Final = (str, type(None))
 
 
-def _fast(raw: Mapping[str, Any], connection_id: str | None) -> Event | None:
+def _fast(raw: Mapping[str, Any], connection_id: str | None, source: str | None = None
+          ) -> Event | None:
     """Celery's usual, well-typed dicts: renamed in a copy, then one C-level conversion (which
     checks every type). None sends the event down the careful path, which coerces or names
     what is wrong."""
@@ -193,6 +196,7 @@ def _fast(raw: Mapping[str, Any], connection_id: str | None) -> Event | None:
     fields["kind"] = kind
     fields["job_id"] = job_id
     fields["connection_id"] = connection_id
+    fields["source"] = source
     fields["dedup_key"] = dedup_key(kind, job_id or hostname, hostname, clock, ts)
     if fields.get("group_id") is None and "group" in fields:
         fields["group_id"] = fields["group"]
@@ -204,14 +208,14 @@ def _fast(raw: Mapping[str, Any], connection_id: str | None) -> Event | None:
         return None
 
 
-def normalize(raw: object, connection_id: str | None = None, now: float | None = None) -> (
-    Event | Rejection
-):
-    """One Celery event dict -> a unified Event, or a Rejection naming what is wrong."""
+def normalize(raw: object, connection_id: str | None = None, now: float | None = None,
+              source: str | None = None) -> Event | Rejection:
+    """One Celery event dict -> a unified Event, or a Rejection naming what is wrong.
+    `source`: who reports it (events.SOURCE_SDK, SOURCE_AGENT)."""
     if not isinstance(raw, Mapping):
         return Rejection("a Celery event must be a mapping")
     try:
-        event = _fast(raw, connection_id) or _build(raw, connection_id)
+        event = _fast(raw, connection_id, source) or _build(raw, connection_id, source)
     except _Bad as bad:
         return bad.rejection
     except Exception as exc:  # totality: nothing but Event or Rejection leaves this function

@@ -52,6 +52,8 @@ COMMAND_KINDS: Final = frozenset({COMMAND_RETRY, COMMAND_REVOKE})
 KINDS: Final = JOB_KINDS | WORKER_KINDS | COMMAND_KINDS | {QUEUE_SAMPLED, SOURCE_DROPPED}
 
 FRAMEWORKS: Final = frozenset({"celery"})
+SOURCE_SDK: Final = "sdk"
+SOURCE_AGENT: Final = "agent"
 
 # Namespaces of the kinds only the server writes. Any kind in them, known today or added
 # later, is refused from a source (SDK, agent, API client) and kept in the system stream.
@@ -86,6 +88,9 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=Fa
     dedup_key: str = ""
     framework: str = "celery"
     connection_id: str | None = None
+    # who reported it: SOURCE_SDK or SOURCE_AGENT (None from other clients); not part of the
+    # identity, so the same Celery event from both is still stored once
+    source: str | None = None
     # about whom
     job_id: str | None = None
     hostname: str | None = None

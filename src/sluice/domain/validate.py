@@ -32,7 +32,8 @@ MAX_FUTURE_SKEW_S: Final = 86_400.0
 _DEDUP_RE: Final = re.compile(r"^[A-Za-z0-9_.:\-]{8,128}$")
 
 _ID_FIELDS: Final = ("job_id", "hostname", "queue", "parent_id", "root_id", "group_id",
-                     "routing_key", "exchange", "sw_ident", "sw_ver", "sw_sys", "eta", "expires")
+                     "routing_key", "exchange", "sw_ident", "sw_ver", "sw_sys", "eta", "expires",
+                     "source")
 _TEXT_FIELDS: Final = ("args", "kwargs", "result", "exception", "traceback")
 _EXT_ENCODER: Final = msgspec.json.Encoder()
 

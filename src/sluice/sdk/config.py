@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
+
+from sluice.domain.privacy import Rules, rules_from
 
 from .errors import SluiceConfigError
 
@@ -24,11 +26,17 @@ class SdkConfig:
     capture_args: bool | frozenset[str] = False
     redact: Redactor | None = None
     max_arg_size: int = 1024
+    # which keys are masked in captured values (the defaults plus `redact_keys`); None:
+    # the defaults, capped at max_arg_size
+    rules: Rules | None = None
     max_buffer: int = 10_000
     batch_size: int = 500
     flush_interval: float = 1.0
     timeout: float = 5.0
     shutdown_timeout: float = 5.0
+
+    def privacy_rules(self) -> Rules:
+        return self.rules if self.rules is not None else Rules(max_size=self.max_arg_size)
 
     def __repr__(self) -> str:  # never show the API key
         return f"SdkConfig(endpoint={self.endpoint!r}, connection_id={self.connection_id!r})"
@@ -53,6 +61,27 @@ def _capture(value: object) -> bool | frozenset[str]:
     return frozenset(names)
 
 
+def _rules(redact_keys: object, max_arg_size: object) -> Rules:
+    """`redact_keys`: key names for every task, or {task name or "*": key names}."""
+    keys: Iterable[Any] = ()
+    per_task: dict[str, Iterable[Any]] = {}
+    if isinstance(redact_keys, Mapping):
+        for task, names in redact_keys.items():
+            if task == "*":
+                keys = names
+            else:
+                per_task[task] = names
+    elif redact_keys is not None:
+        if isinstance(redact_keys, str) or not isinstance(redact_keys, Iterable):
+            raise SluiceConfigError(
+                "redact_keys must be a list of key names or {task name: key names}")
+        keys = redact_keys
+    try:
+        return rules_from(keys, per_task, max_arg_size)  # type: ignore[arg-type]
+    except (ValueError, TypeError) as exc:
+        raise SluiceConfigError(str(exc)) from None
+
+
 def resolve(
     *,
     api_key: str | None,
@@ -60,6 +89,7 @@ def resolve(
     endpoint: str | None,
     capture_args: object = False,
     redact: object = None,
+    redact_keys: object = None,
     max_arg_size: object = 1024,
     **tuning: Any,
 ) -> SdkConfig:
@@ -81,8 +111,7 @@ def resolve(
         raise SluiceConfigError("the endpoint must be an http:// or https:// URL")
     if redact is not None and not callable(redact):
         raise SluiceConfigError("redact must be a callable (task_name, field, value) -> value")
-    if isinstance(max_arg_size, bool) or not isinstance(max_arg_size, int) or max_arg_size < 16:
-        raise SluiceConfigError("max_arg_size must be an integer >= 16")
+    rules = _rules(redact_keys, max_arg_size)
     for name, value in tuning.items():
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             raise SluiceConfigError(f"{name} must be a positive number")
@@ -92,6 +121,7 @@ def resolve(
         endpoint=url.rstrip("/"),
         capture_args=_capture(capture_args),
         redact=redact,
-        max_arg_size=max_arg_size,
+        max_arg_size=rules.max_size,
+        rules=rules,
         **tuning,
     )

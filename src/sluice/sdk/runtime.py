@@ -11,10 +11,9 @@ import threading
 import warnings
 from typing import Any, Final
 
-import msgspec
-
 from sluice.domain.celery import normalize
-from sluice.domain.events import Event
+from sluice.domain.events import SOURCE_SDK, Event
+from sluice.domain.privacy import strip
 from sluice.transport import Transport
 
 from . import bootstep, capture
@@ -33,7 +32,8 @@ class Processor:
 
     def __init__(self, config: SdkConfig) -> None:
         self._connection_id = config.connection_id
-        self._privacy = Privacy(config.capture_args, config.redact, config.max_arg_size)
+        self._privacy = Privacy(config.capture_args, config.redact,
+                                rules=config.privacy_rules())
         self._strip_all = config.capture_args is False
         self._by_name = not isinstance(config.capture_args, bool)
         self._names: dict[str, str] = {}  # job id -> task name, for capture_args lists
@@ -41,20 +41,15 @@ class Processor:
     def __call__(self, raw: Any) -> Event | None:
         if not isinstance(raw, dict):
             return None
-        if self._strip_all:
-            # The common case, kept cheap: normalize, then drop the three fields.
-            event = normalize(raw, self._connection_id)
-            if not isinstance(event, Event):
-                return None
-            if event.args is None and event.kwargs is None and event.result is None:
-                return event
-            return msgspec.structs.replace(event, args=None, kwargs=None, result=None)
-        name = raw.get("name")
+        event = normalize(raw, self._connection_id, source=SOURCE_SDK)
+        if not isinstance(event, Event):
+            return None
+        if self._strip_all:  # the common case, kept cheap
+            return strip(event)
+        name: Any = event.name
         if self._by_name:
-            name = self._task_name(raw.get("uuid"), name)
-        fit = self._privacy.apply(raw, name if isinstance(name, str) else None)
-        event = normalize(fit, self._connection_id)
-        return event if isinstance(event, Event) else None
+            name = self._task_name(event.job_id, name)
+        return self._privacy.event(event, name if isinstance(name, str) else None)
 
     def _task_name(self, uuid: Any, name: Any) -> Any:
         if not isinstance(uuid, str):
@@ -156,6 +151,7 @@ def init(
     endpoint: str | None = None,
     capture_args: bool | list[str] | tuple[str, ...] | frozenset[str] = False,
     redact: Any = None,
+    redact_keys: Any = None,
     max_arg_size: int = 1024,
     app: Any = None,
     max_buffer: int = 10_000,
@@ -166,7 +162,13 @@ def init(
 ) -> None:
     """Send this process's Celery events to Sluice. Settings fall back to SLUICE_API_KEY,
     SLUICE_CONNECTION_ID, SLUICE_ENDPOINT. Raises SluiceConfigError (only) on bad settings;
-    a second call warns and is ignored."""
+    a second call warns and is ignored.
+
+    Arguments and results leave the process only with `capture_args` (True, or a list of
+    task names); then keys named like a secret are masked at any depth (the defaults in
+    `sluice.domain.privacy.DEFAULT_KEYS`, plus `redact_keys`: a list for every task, or
+    {task name or "*": [key, ...]}), `redact(task, field, value)` may rewrite them, and
+    each is cut at `max_arg_size` characters."""
     global _runtime
     with _lock:
         if _runtime is not None:
@@ -179,6 +181,7 @@ def init(
             endpoint=endpoint,
             capture_args=capture_args,
             redact=redact,
+            redact_keys=redact_keys,
             max_arg_size=max_arg_size,
             max_buffer=max_buffer,
             batch_size=batch_size,

@@ -1,6 +1,9 @@
 """The one conductor of an append: quota, projection into every read model, log insert
 and usage count, in one transaction.
 
+Task arguments and results are kept only when the connection allows it (`capture_args`):
+otherwise they are dropped here, from every source's events, before anything stores them.
+
 Per-connection daily quotas count accepted events (UTC day of the server clock). Under a
 quota, the usage row is locked first, so batches of that connection take turns and what
 fits is decided exactly; duplicates and rejections never count. Without one, batches of a
@@ -17,9 +20,10 @@ import msgspec
 import psycopg
 
 from sluice.domain.events import Event, Rejection
+from sluice.domain.privacy import strip
 from sluice.log import event_log
 from sluice.log.event_log import Row
-from sluice.store import usage
+from sluice.store import connections, usage
 from sluice.views import registry
 from sluice.views.model import Context
 
@@ -130,14 +134,17 @@ def append(conn: psycopg.Connection, connection_id: str,
            items: Sequence[Event | Rejection], day: dt.date | None = None) -> AppendResult:
     """Append a validated batch for a connection (rejections are reported by index): what
     its quota still allows is projected, stored once (dedup key) and counted, in one
-    transaction; events past the quota are rejected with reason QUOTA_EXCEEDED. `day`: the
-    UTC day the usage counts in (default: today)."""
+    transaction; events past the quota are rejected with reason QUOTA_EXCEEDED. Arguments
+    and results are dropped unless the connection captures them. `day`: the UTC day the
+    usage counts in (default: today)."""
     day = day or utc_day()
+    settings = connections.ingest_settings(conn, connection_id)
     rejected = [RejectedItem(i, item.reason, item.field)
                 for i, item in enumerate(items) if isinstance(item, Rejection)]
-    pending = [(i, item) for i, item in enumerate(items) if isinstance(item, Event)]
+    pending = [(i, item if settings.capture_args else strip(item))
+               for i, item in enumerate(items) if isinstance(item, Event)]
     events = [e for _, e in pending]
-    if not usage.limited(conn, connection_id):
+    if not settings.limited:
         stored, last = _append(conn, connection_id, events, day)
         return AppendResult(stored, len(events) - stored, rejected, last)
     duplicates = 0

@@ -7,6 +7,7 @@ import uuid
 
 import msgspec
 import psycopg
+from psycopg.rows import kwargs_row
 
 from ..domain.accounts import DEFAULT_RETENTION_HOURS
 from .sqlfiles import queries
@@ -20,8 +21,17 @@ class Connection(msgspec.Struct, frozen=True):
     created_at: dt.datetime
     daily_limit: int | None
     retention_hours: int
+    # keep task arguments and results (ingest drops them otherwise)
+    capture_args: bool = False
     accepted_today: int = 0
     active_keys: int = 0
+
+
+class IngestSettings(msgspec.Struct, frozen=True):
+    """What ingest needs of a batch's connection."""
+
+    limited: bool  # has a daily quota
+    capture_args: bool
 
 
 def is_uuid(value: str) -> bool:
@@ -51,15 +61,29 @@ def create_connection(
 
 def list_connections(conn: psycopg.Connection, today: dt.date | None = None) -> list[Connection]:
     today = today or dt.datetime.now(dt.UTC).date()
-    rows = conn.execute(Q["list_connections"], {"today": today}).fetchall()
-    return [Connection(*row) for row in rows]
+    with conn.cursor(row_factory=kwargs_row(Connection)) as cur:
+        return cur.execute(Q["list_connections"], {"today": today}).fetchall()
 
 
 def get_connection(conn: psycopg.Connection, connection_id: str) -> Connection | None:
     if not is_uuid(connection_id):
         return None
-    row = conn.execute(Q["get_connection"], {"id": connection_id}).fetchone()
-    return Connection(*row) if row else None
+    with conn.cursor(row_factory=kwargs_row(Connection)) as cur:
+        return cur.execute(Q["get_connection"], {"id": connection_id}).fetchone()
+
+
+def ingest_settings(conn: psycopg.Connection, connection_id: str) -> IngestSettings:
+    """The connection's quota and capture settings (an unknown connection: neither)."""
+    row = conn.execute(Q["ingest_settings"], {"id": connection_id}).fetchone()
+    return IngestSettings(bool(row[0]), bool(row[1])) if row else IngestSettings(False, False)
+
+
+def set_capture_args(conn: psycopg.Connection, connection_id: str, capture: bool) -> bool:
+    """Keep (True) or drop task arguments and results from now on; False if unknown."""
+    if not is_uuid(connection_id):
+        return False
+    return conn.execute(Q["set_capture_args"],
+                        {"id": connection_id, "capture_args": capture}).rowcount == 1
 
 
 def set_limits(

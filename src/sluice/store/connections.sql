@@ -3,8 +3,8 @@ INSERT INTO connections (id, name, daily_limit, retention_hours)
 VALUES (%(id)s, %(name)s, %(daily_limit)s, %(retention_hours)s)
 
 -- name: list_connections
-SELECT c.id::text, c.name, c.created_at, c.daily_limit, c.retention_hours,
-       coalesce(u.accepted, 0) AS accepted_today,
+SELECT c.id::text AS id, c.name, c.created_at, c.daily_limit, c.retention_hours,
+       c.capture_args, coalesce(u.accepted, 0) AS accepted_today,
        (SELECT count(*) FROM api_keys k
         WHERE k.connection_id = c.id AND k.revoked_at IS NULL) AS active_keys
 FROM connections c
@@ -12,7 +12,7 @@ LEFT JOIN usage_daily u ON u.connection_id = c.id AND u.day = %(today)s
 ORDER BY c.created_at, c.id
 
 -- name: get_connection
-SELECT id::text, name, created_at, daily_limit, retention_hours
+SELECT id::text AS id, name, created_at, daily_limit, retention_hours, capture_args
 FROM connections WHERE id = %(id)s
 
 -- name: set_daily_limit
@@ -20,3 +20,10 @@ UPDATE connections SET daily_limit = %(daily_limit)s WHERE id = %(id)s
 
 -- name: set_retention_hours
 UPDATE connections SET retention_hours = %(retention_hours)s WHERE id = %(id)s
+
+-- name: set_capture_args
+UPDATE connections SET capture_args = %(capture_args)s WHERE id = %(id)s
+
+-- name: ingest_settings
+-- What every ingested batch needs of its connection, in one probe of the primary key.
+SELECT daily_limit IS NOT NULL, capture_args FROM connections WHERE id = %(id)s
