@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 import psycopg
+from psycopg import sql
 
 from sluice.domain.events import Event, stream_of
 from sluice.log import event_log, tracking
@@ -35,6 +36,7 @@ CHUNK: Final = 20_000  # events per transaction (whole jobs)
 SHARDS: Final = 2  # processes for a large log
 SHARDED_FROM: Final = 100_000  # events: below, one process (starting one costs more)
 _FETCH: Final = 5_000  # rows per round trip of the sorted log
+SLICE: Final = 200_000  # positions of the log copied per statement
 _SHARD_LOCK_ID: Final = 0x51_1CE_0010  # + shard: a worker process's shard
 
 OnChunk = Callable[[int], None]  # events read, after each chunk's commit
@@ -57,10 +59,10 @@ def events_done(conn: psycopg.Connection) -> int:
     return int(row[0]) if row else 0
 
 
-def run(conn: psycopg.Connection, connection_id: str, models: Sequence[ReadModel],
-        on_chunk: OnChunk) -> int:
-    """The first pass of a connection's log (or the rest of it, after a kill), then its
-    position tracked; nothing once tracked. Returns the events read."""
+def run(conn: psycopg.Connection, connection_id: str, logged: int,
+        models: Sequence[ReadModel], on_chunk: OnChunk) -> int:
+    """The first pass of a connection's log of `logged` events (or the rest of it, after a
+    kill), then its position tracked; nothing once tracked. Returns the events read."""
     if tracking.position(conn, connection_id, shadow.PROCESSOR, shadow.TRACKING):
         return 0
     params = {"connection_id": connection_id}
@@ -71,23 +73,23 @@ def run(conn: psycopg.Connection, connection_id: str, models: Sequence[ReadModel
         upto = event_log.last_position(conn, connection_id)
         if not upto:
             return 0
-        shards = SHARDS if event_log.count(conn, connection_id) >= SHARDED_FROM else 1
+        shards = SHARDS if logged >= SHARDED_FROM else 1
         conn.execute(shadow.statement(Q["start"]), {**params, "shards": shards, "upto": upto})
     read = _run_shards(conn, connection_id, shards, models, on_chunk)
     with conn.transaction():
         tracking.record(conn, connection_id, shadow.PROCESSOR, upto, shadow.TRACKING)
+    drop_copies(conn, shards)
     return read
 
 
 def _run_shards(conn: psycopg.Connection, connection_id: str, shards: int,
                 models: Sequence[ReadModel], on_chunk: OnChunk) -> int:
     """Shard 0 here, the others each in a worker process; progress as chunks commit."""
+    conninfo = shadow.conninfo_of(conn)
     if shards == 1:
-        return _shard(conn, connection_id, 0, models, on_chunk)
+        return _shard(conn, conninfo, connection_id, 0, models, on_chunk)
     context = mp.get_context("spawn")
     reports: mp.Queue[int | str | None] = context.Queue()
-    conninfo = psycopg.conninfo.make_conninfo(
-        conn.info.dsn, **({"password": conn.info.password} if conn.info.password else {}))
     workers = [context.Process(target=_worker, daemon=True, args=(
         conninfo, connection_id, shard, [m.name for m in models], reports, os.getpid()))
         for shard in range(1, shards)]
@@ -117,7 +119,7 @@ def _run_shards(conn: psycopg.Connection, connection_id: str, shards: int,
     for worker in workers:
         worker.start()
     try:
-        read += _shard(conn, connection_id, 0, models, mine)
+        read += _shard(conn, conninfo, connection_id, 0, models, mine)
         while running and not errors:
             drain(1.0)
             if running and not any(w.is_alive() for w in workers):
@@ -141,7 +143,7 @@ def _worker(conninfo: str, connection_id: str, shard: int, names: list[str],
         with psycopg.connect(conninfo, autocommit=True) as conn:
             conn.execute(Q["lock_shard"], {"id": _SHARD_LOCK_ID + shard})
             shadow.enter(conn)
-            _shard(conn, connection_id, shard, registry.named(names), reports.put,
+            _shard(conn, conninfo, connection_id, shard, registry.named(names), reports.put,
                    alive=lambda: os.getppid() == parent)
         reports.put(None)
     except _Orphaned:
@@ -154,14 +156,41 @@ class _Orphaned(Exception):
     """The rebuild that started this worker is gone."""
 
 
-def _shard(conn: psycopg.Connection, connection_id: str, shard: int,
+def _copy_of(shard: int) -> sql.Identifier:
+    return shadow.table(f"first_pass_log_{shard}")
+
+
+def drop_copies(conn: psycopg.Connection, shards: int) -> None:
+    for shard in range(shards):
+        conn.execute(shadow.statement(Q["drop_copy"], copy=_copy_of(shard)))
+
+
+def _copy(conn: psycopg.Connection, shard: int, params: dict[str, object], upto: int
+          ) -> None:
+    """The shard's part of the log up to `upto`, into its copy (made anew), a slice of
+    positions per statement."""
+    copy = _copy_of(shard)
+    conn.execute(shadow.statement(Q["drop_copy"], copy=copy))
+    conn.execute(shadow.statement(Q["create_copy"], copy=copy))
+    for after in range(0, upto, SLICE):
+        conn.execute(shadow.statement(Q["copy_slice"], copy=copy),
+                     {**params, "after": after, "until": min(after + SLICE, upto)})
+    conn.execute(shadow.statement(Q["copied"]), params)
+
+
+def _shard(conn: psycopg.Connection, conninfo: str, connection_id: str, shard: int,
            models: Sequence[ReadModel], on_chunk: OnChunk,
            alive: Callable[[], bool] = lambda: True) -> int:
-    """Fold one shard of the connection's first pass, from where it stopped."""
-    params = {"connection_id": connection_id, "shard": shard}
+    """Fold one shard of the connection's first pass, from where it stopped: its copy of
+    the log is read, sorted, over a connection of its own (its transaction keeps the cursor
+    open) while each chunk commits on `conn`."""
+    params: dict[str, object] = {"connection_id": connection_id, "shard": shard}
     row = next(r for r in conn.execute(shadow.statement(Q["progress"]), params).fetchall()
                if r[0] == shard)
-    _, shards, upto, job, position = row
+    _, shards, upto, job, position, copied = row
+    params["shards"] = shards
+    if not copied:
+        _copy(conn, shard, params, upto)
     streams = frozenset(s for m in models for s in m.streams)
     read = 0
     chunk: list[_Keyed] = []
@@ -180,11 +209,11 @@ def _shard(conn: psycopg.Connection, connection_id: str, shard: int,
         on_chunk(len(chunk))
         chunk.clear()
 
-    # held: the sorted rows outlive the transaction that declares them, so each chunk
-    # commits on this connection while the log is read on
-    with conn.cursor(f"sluice_rebuild_log_{shard}", withhold=True) as cursor:
-        cursor.execute(Q["log_by_job"], {**params, "shards": shards, "upto": upto,
-                                         "job": job, "position": position})
+    resumed = bool(job or position)
+    by_job = shadow.statement(Q["by_job"], copy=_copy_of(shard),
+                              after=sql.SQL(Q["after"] if resumed else ""))
+    with psycopg.connect(conninfo) as reader, reader.cursor("sluice_rebuild_log") as cursor:
+        cursor.execute(by_job, {"job": job, "position": position} if resumed else None)
         while rows := cursor.fetchmany(_FETCH):
             for key, pos, ingested_at, payload, *columns in rows:
                 # a chunk ends between jobs (events of no job may be split anywhere)

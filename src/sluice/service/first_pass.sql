@@ -12,11 +12,12 @@ CREATE UNLOGGED TABLE {schema}.first_pass (
     job text COLLATE "C" NOT NULL DEFAULT '',
     position bigint NOT NULL DEFAULT 0,
     events bigint NOT NULL DEFAULT 0,
+    copied boolean NOT NULL DEFAULT false,  -- its part of the log is in its copy, whole
     PRIMARY KEY (connection_id, shard)
 )
 
 -- name: progress
-SELECT shard, shards, upto, job, position FROM {schema}.first_pass
+SELECT shard, shards, upto, job, position, copied FROM {schema}.first_pass
 WHERE connection_id = %(connection_id)s
 ORDER BY shard
 
@@ -33,23 +34,53 @@ WHERE connection_id = %(connection_id)s AND shard = %(shard)s
 -- name: events_done
 SELECT coalesce(sum(events), 0) FROM {schema}.first_pass
 
--- name: log_by_job
--- A shard of a connection's log up to a position, each job's events together: by job id
--- (events of no job first), then position; after the (job, position) where the shard
--- stopped. One sort in the server, which the caller reads a chunk at a time.
-SELECT job, position, ingested_at, payload::text, dedup_key, job_id, hostname, queue
-FROM (SELECT coalesce(job_id, '') AS job, position, ingested_at, payload, dedup_key, job_id,
-             hostname, queue
-      FROM events
-      WHERE connection_id = %(connection_id)s AND position <= %(upto)s
-      UNION ALL
-      SELECT coalesce(job_id, ''), position, ingested_at, payload, dedup_key, job_id,
-             hostname, queue
-      FROM system_events
-      WHERE connection_id = %(connection_id)s AND position <= %(upto)s) AS log
-WHERE abs(hashtext(job) %% %(shards)s) = %(shard)s
-  AND (job COLLATE "C", position) > (%(job)s COLLATE "C", %(position)s)
-ORDER BY job COLLATE "C", position
+-- name: create_copy
+-- A shard's copy of its part of a connection's log: read from the log in short statements
+-- (a partition being created waits for every read of the log, and appends wait behind it),
+-- then sorted at leisure. Unlogged: a copy lost in a crash is made again.
+CREATE UNLOGGED TABLE {copy} (
+    job text COLLATE "C" NOT NULL,  -- the job id, '' for events of no job
+    position bigint NOT NULL,
+    ingested_at timestamptz NOT NULL,
+    payload text NOT NULL,
+    dedup_key text NOT NULL,
+    job_id text,
+    hostname text,
+    queue text
+)
+
+-- name: drop_copy
+DROP TABLE IF EXISTS {copy}
+
+-- name: copy_slice
+-- The shard's events of a range of positions (a hash of the job id picks the shard).
+INSERT INTO {copy}
+SELECT coalesce(job_id, ''), position, ingested_at, payload::text, dedup_key, job_id,
+       hostname, queue
+FROM events
+WHERE connection_id = %(connection_id)s AND position > %(after)s AND position <= %(until)s
+  AND abs(hashtext(coalesce(job_id, '')) %% %(shards)s) = %(shard)s
+UNION ALL
+SELECT coalesce(job_id, ''), position, ingested_at, payload::text, dedup_key, job_id,
+       hostname, queue
+FROM system_events
+WHERE connection_id = %(connection_id)s AND position > %(after)s AND position <= %(until)s
+  AND abs(hashtext(coalesce(job_id, '')) %% %(shards)s) = %(shard)s
+
+-- name: copied
+UPDATE {schema}.first_pass SET copied = true
+WHERE connection_id = %(connection_id)s AND shard = %(shard)s
+
+-- name: by_job
+-- The copy, each job's events together: by job id (events of no job first), then
+-- position; {after} skips what a killed pass folded. One sort, read a chunk at a time.
+SELECT job, position, ingested_at, payload, dedup_key, job_id, hostname, queue
+FROM {copy}
+{after}
+ORDER BY job, position
+
+-- name: after
+WHERE (job, position) > (%(job)s, %(position)s)
 
 -- name: lock_shard
 -- a worker of a killed rebuild may still be finishing its chunk: wait for it

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import itertools
 import logging
+import queue
 import re
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from operator import attrgetter
 from typing import Final
 
@@ -139,6 +141,7 @@ def _catch_up_all(conn: psycopg.Connection, models: Sequence[ReadModel],
 
 def _finish_shadow(conn: psycopg.Connection, models: Sequence[ReadModel]) -> None:
     """The shadow made durable (logged), given the live tables' other indexes, analyzed."""
+    indexes: list[str] = []
     for table in _tables(models):
         # logged first: the rewrite that makes a table logged rebuilds its indexes too
         conn.execute(_q("set_logged", table=_shadow(table)))
@@ -147,9 +150,36 @@ def _finish_shadow(conn: psycopg.Connection, models: Sequence[ReadModel]) -> Non
             # the live index's statement, on the shadow table (same name, other schema)
             text = re.sub(rf" ON (public\.)?{re.escape(table)} ", f" ON {SHADOW}.{table} ",
                           str(definition), count=1)
-            text = re.sub(r"^CREATE (UNIQUE )?INDEX ", r"CREATE \1INDEX IF NOT EXISTS ", text)
-            conn.execute(text)
+            indexes.append(re.sub(r"^CREATE (UNIQUE )?INDEX ", r"CREATE \1INDEX IF NOT EXISTS ",
+                                  text))
+    _two_at_a_time(conn, indexes)
+    for table in _tables(models):  # after the indexes: expression indexes get statistics too
         conn.execute(_q("analyze", table=_shadow(table)))
+
+
+def _two_at_a_time(conn: psycopg.Connection, statements: Sequence[str]) -> None:
+    """Run the statements over `conn` and a second connection at once (index builds on one
+    table may: each takes a share lock)."""
+    pending: queue.SimpleQueue[str] = queue.SimpleQueue()
+    for statement in statements:
+        pending.put(statement)
+
+    def drain(on: psycopg.Connection) -> None:
+        while True:
+            try:
+                statement = pending.get_nowait()
+            except queue.Empty:
+                return
+            on.execute(statement)
+
+    if len(statements) < 2:
+        drain(conn)
+        return
+    with psycopg.connect(shadow.conninfo_of(conn), autocommit=True) as other, \
+            ThreadPoolExecutor(1) as pool:
+        helper = pool.submit(drain, other)
+        drain(conn)
+        helper.result()
 
 
 def _swap(conn: psycopg.Connection, models: Sequence[ReadModel],
@@ -203,9 +233,10 @@ def rebuild(conn: psycopg.Connection, names: Sequence[str] | None = None,
     try:
         resumed = _prepare(conn, models)
         table = _shadow("tracking")
-        total = sum(event_log.count(conn, cid, tracking.position(conn, cid, PROCESSOR, table))
-                    for cid in event_log.logged_connections(conn))
-        total -= first_pass.events_done(conn)  # by a first pass that stopped before its end
+        left = {cid: event_log.count(conn, cid, tracking.position(conn, cid, PROCESSOR, table))
+                for cid in event_log.logged_connections(conn)}
+        # less what a first pass that stopped before its end folded
+        total = sum(left.values()) - first_pass.events_done(conn)
         shadow.enter(conn)
 
         def on_page(n: int) -> None:
@@ -216,8 +247,8 @@ def rebuild(conn: psycopg.Connection, names: Sequence[str] | None = None,
                 progress(done, max(total, done))
 
         if first_pass.applies(models):
-            for cid in event_log.logged_connections(conn):
-                first_pass.run(conn, cid, models, on_page)
+            for cid, events in left.items():
+                first_pass.run(conn, cid, events, models, on_page)
         _catch_up_all(conn, models, on_page)
         _finish_shadow(conn, models)
         _swap(conn, models, on_page)

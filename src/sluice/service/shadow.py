@@ -28,6 +28,12 @@ def statement(text: str, **slots: sql.Composable) -> sql.Composed:
     return sql.SQL(text).format(schema=sql.Identifier(SCHEMA), **slots)
 
 
+def conninfo_of(conn: psycopg.Connection) -> str:
+    """What another connection to the same database as `conn` takes (a rebuild's helpers)."""
+    return psycopg.conninfo.make_conninfo(
+        conn.info.dsn, **({"password": conn.info.password} if conn.info.password else {}))
+
+
 def enter(conn: psycopg.Connection) -> None:
     """Set the session to write into the shadow (its tables first on the search path)."""
     conn.execute(statement(Q["shadow_first"]))
