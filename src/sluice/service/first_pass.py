@@ -115,6 +115,8 @@ def _run_shards(conn: psycopg.Connection, connection_id: str, shards: int,
     def mine(n: int) -> None:
         on_chunk(n)
         drain(None)
+        if errors:  # stop here too, rather than fold a shard whose pass will not count
+            raise RuntimeError(f"rebuild: first-pass worker failed: {errors[0]}")
 
     for worker in workers:
         worker.start()
@@ -172,7 +174,8 @@ def _copy(conn: psycopg.Connection, shard: int, params: dict[str, object], upto:
     copy = _copy_of(shard)
     conn.execute(shadow.statement(Q["drop_copy"], copy=copy))
     conn.execute(shadow.statement(Q["create_copy"], copy=copy))
-    for after in range(0, upto, SLICE):
+    first = conn.execute(Q["first_position"], params).fetchone()
+    for after in range(int(first[0]) - 1 if first and first[0] else 0, upto, SLICE):
         conn.execute(shadow.statement(Q["copy_slice"], copy=copy),
                      {**params, "after": after, "until": min(after + SLICE, upto)})
     conn.execute(shadow.statement(Q["copied"]), params)

@@ -67,6 +67,11 @@ FROM system_events
 WHERE connection_id = %(connection_id)s AND position > %(after)s AND position <= %(until)s
   AND abs(hashtext(coalesce(job_id, '')) %% %(shards)s) = %(shard)s
 
+-- name: first_position
+-- where the connection's log begins: the slices start there
+SELECT least((SELECT min(position) FROM events WHERE connection_id = %(connection_id)s),
+             (SELECT min(position) FROM system_events WHERE connection_id = %(connection_id)s))
+
 -- name: copied
 UPDATE {schema}.first_pass SET copied = true
 WHERE connection_id = %(connection_id)s AND shard = %(shard)s
