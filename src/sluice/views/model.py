@@ -17,9 +17,10 @@ from sluice.domain.events import Event, Stream
 Projector = Callable[[psycopg.Connection, str, Sequence[Event], "Context"], set[str]]
 
 # fold_new_jobs(conn, connection_id, jobs): every event of each job that the model folds
-# (job id -> its events), none of these jobs in its tables yet. A rebuild's first pass reads
-# the log job by job and hands each job over once, so the projector's per-job reads and
-# rewrites are skipped. Float sums may then add up in another order than live ingest's.
+# (job id -> its events; such a model folds only events with a job id), none of these jobs
+# in its tables yet. A rebuild's first pass reads the log job by job and hands each job over
+# once, so the projector's per-job reads and rewrites are skipped. Float sums may then add
+# up in another order than live ingest's.
 NewJobsFolder = Callable[[psycopg.Connection, str, Mapping[str, Sequence[Event]]], None]
 
 
