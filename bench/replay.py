@@ -6,7 +6,8 @@ server at SLUICE_DATABASE_URL: a fresh database is created on it and dropped aft
 1. Baseline: ~1,000,000 events of synthetic Celery traffic (bench/traffic.py) appended and
    projected by the live path exactly as bench/log_ingest.py drives it (batches of 500 per
    source, 2 appender processes) into an empty database: live events/s.
-2. `rebuild(conn)` over that log, no other ingest running: rebuild events/s.
+2. `rebuild(conn)` over that log, no other ingest running: rebuild events/s (its first pass
+   folds the log job by job, in 2 processes for a log this size, as live ingest has 2).
 Each timed phase starts after an untimed CHECKPOINT (see bench/log_ingest.py).
 Env: SLUICE_BENCH_EVENTS (default 1,000,000; the tasks are events / 4.1).
 The last line is {"events", "events_per_s", "ratio_vs_live_ingest"} (events_per_s: rebuild).
@@ -28,7 +29,8 @@ import traffic
 from log_ingest import APPENDERS, BATCH, sluice_rate
 from scratch import scratch_database
 
-from sluice.service.rebuild import PAGE, rebuild
+from sluice.service import first_pass
+from sluice.service.rebuild import rebuild
 
 EVENTS = int(os.environ.get("SLUICE_BENCH_EVENTS", "1000000"))
 EVENTS_PER_TASK = 4.1  # bench/traffic.py's mix: 3% retried, 5% failed
@@ -37,8 +39,9 @@ READ_MODELS = ["jobs", "job_transitions", "workers", "queues", "queue_samples", 
 
 class Phases:
     """Where the rebuild's time goes, seen through its progress callback only: each call
-    follows one committed page of the catch-up; after the last one come the shadow's
-    indexes (SET LOGGED, ANALYZE) and the swap."""
+    follows one committed chunk of the first pass (of either process) or page of the
+    catch-up; after the last one come the shadow's SET LOGGED, indexes, ANALYZE and the
+    swap."""
 
     def __init__(self) -> None:
         self.started = time.perf_counter()
@@ -49,21 +52,21 @@ class Phases:
         self.calls.append((now, done))
         if len(self.calls) % 20 == 0 or done >= total:
             elapsed = now - self.started
-            print(f"  rebuild: {done:>9,}/{total:,} events, {len(self.calls)} pages, "
+            print(f"  rebuild: {done:>9,}/{total:,} events, {len(self.calls)} chunks, "
                   f"{done / elapsed:,.0f} events/s", flush=True)
 
     def report(self, finished: float) -> dict[str, float]:
-        """Seconds: to the first page committed (shadow made, log counted, one page), the
-        catch-up's remaining pages, then indexes + swap after the last page."""
+        """Seconds: to the first chunk committed (shadow made, log counted and sorted, one
+        chunk), the remaining chunks and pages, then indexes + swap after the last one."""
         if not self.calls:
-            return {"after_last_page_s": finished - self.started}
+            return {"after_last_chunk_s": finished - self.started}
         first, last = self.calls[0][0], self.calls[-1][0]
         gaps = sorted(b[0] - a[0] for a, b in zip(self.calls, self.calls[1:], strict=False))
-        out = {"first_page_s": first - self.started, "catch_up_s": last - first,
-               "after_last_page_s": finished - last}
+        out = {"first_chunk_s": first - self.started, "chunks_s": last - first,
+               "after_last_chunk_s": finished - last}
         if gaps:
-            out["page_median_ms"] = 1000 * gaps[len(gaps) // 2]
-            out["page_max_ms"] = 1000 * gaps[-1]
+            out["chunk_median_ms"] = 1000 * gaps[len(gaps) // 2]
+            out["chunk_max_ms"] = 1000 * gaps[-1]
         return out
 
 
@@ -95,16 +98,16 @@ def main() -> None:
         with psycopg.connect(url, autocommit=True) as conn:
             row = conn.execute("SELECT count(*) FROM events").fetchone()
             logged = row[0] if row else 0
-            print(f"rebuild of every read model over the log ({logged:,} events, pages of "
-                  f"{PAGE:,}), no other ingest ...", flush=True)
+            print(f"rebuild of every read model over the log ({logged:,} events, chunks of "
+                  f"{first_pass.CHUNK:,} whole jobs), no other ingest ...", flush=True)
             phases = Phases()
             stats = rebuild(conn, progress=phases)
             finished = time.perf_counter()
             sizes = [(table, _count(conn, table)) for table in READ_MODELS]
     assert stats.events == logged, (stats.events, logged)
     rate = stats.events_per_s
-    print(f"  rebuild: {stats.events:,} events in {stats.pages} pages, {stats.seconds:.1f} s, "
-          f"{rate:,.0f} events/s ({', '.join(stats.models)})", flush=True)
+    print(f"  rebuild: {stats.events:,} events in {stats.pages} chunks/pages, "
+          f"{stats.seconds:.1f} s, {rate:,.0f} events/s ({', '.join(stats.models)})", flush=True)
     print("  rebuild phases (s): " + ", ".join(
         f"{k} {v:.1f}" for k, v in phases.report(finished).items()), flush=True)
     print("  rebuilt rows: " + ", ".join(f"{name} {n:,}" for name, n in sizes), flush=True)

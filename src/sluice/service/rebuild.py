@@ -1,25 +1,29 @@
 """Rebuild read models from the log while ingest goes on (`sluice replay`).
 
 The chosen read models are built into shadow tables of their own (schema
-`sluice_rebuild`, unlogged, with only their primary keys) by a tracked follower: page by
-page, in position order, each page's projection and its tracking position commit together,
-so a rebuild killed at any point resumes where it stopped, each event folded once. Live
-ingest meanwhile projects into the live tables as usual. Once caught up, the shadow gets
-the live tables' indexes and is made durable; then one short transaction locks the live
-tables (appends that project into them wait; others go on), folds the last events, moves
-the shadow in place of the live tables and drops these.
+`sluice_rebuild`, unlogged, with only their primary keys). First the log as it is when the
+rebuild starts is folded job by job (`first_pass`: each job once, in chunks that commit
+with their progress, in a process per shard for a large log); then a tracked follower takes
+the log from there page by page, in position order, each page's projection and its
+tracking position committing together. So a rebuild killed at any point resumes where it
+stopped, each event folded once. Live ingest meanwhile projects into the live tables as
+usual. Once caught up, the shadow is made durable and gets the live tables' indexes; then
+one short transaction locks the live tables (appends that project into them wait; others go
+on), folds the last events, moves the shadow in place of the live tables and drops these.
 
-No lock is held per job or for the log (the shadow is the rebuild's alone), and each page
-is its own transaction: it works at any log size.
+No lock is held per job or for the log (the shadow is the rebuild's alone), and each chunk
+or page is its own transaction: it works at any log size.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import queue
 import re
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from operator import attrgetter
 from typing import Final
 
@@ -33,11 +37,13 @@ from sluice.store.sqlfiles import queries
 from sluice.views import registry
 from sluice.views.model import Context, ReadModel
 
+from . import first_pass, shadow
+
 Q = queries(__package__, "rebuild.sql")
 log = logging.getLogger(__name__)
-SHADOW: Final = "sluice_rebuild"
+SHADOW: Final = shadow.SCHEMA
 RETIRED: Final = "sluice_retired"
-PROCESSOR: Final = "rebuild"
+PROCESSOR: Final = shadow.PROCESSOR
 PAGE: Final = 5_000  # events per transaction
 _LOCK_ID: Final = 0x51_1CE_0003  # one rebuild at a time
 _SWAP_TRIES: Final = 20
@@ -65,8 +71,7 @@ def _q(statement: str, **slots: sql.Composable) -> sql.Composed:
     return sql.SQL(Q[statement]).format(**slots)
 
 
-def _shadow(table: str) -> sql.Identifier:
-    return sql.Identifier(SHADOW, table)
+_shadow = shadow.table
 
 
 def _tables(models: Sequence[ReadModel]) -> list[str]:
@@ -89,6 +94,7 @@ def _prepare(conn: psycopg.Connection, models: Sequence[ReadModel]) -> bool:
         conn.execute(_q("create_plan", schema=schema))
         conn.execute(_q("insert_plan", schema=schema), {"models": names})
         conn.execute(_q("create_tracking", schema=schema))
+        first_pass.create_progress(conn)
         for table in _tables(models):
             conn.execute(_q("create_shadow", shadow=_shadow(table),
                             live=sql.Identifier("public", table)))
@@ -134,17 +140,46 @@ def _catch_up_all(conn: psycopg.Connection, models: Sequence[ReadModel],
 
 
 def _finish_shadow(conn: psycopg.Connection, models: Sequence[ReadModel]) -> None:
-    """The live tables' other indexes on the shadow, then durable (logged) and analyzed."""
+    """The shadow made durable (logged), given the live tables' other indexes, analyzed."""
+    indexes: list[str] = []
     for table in _tables(models):
+        # logged first: the rewrite that makes a table logged rebuilds its indexes too
+        conn.execute(_q("set_logged", table=_shadow(table)))
         for _name, definition in conn.execute(Q["secondary_indexes"],
                                               {"table": f"public.{table}"}).fetchall():
             # the live index's statement, on the shadow table (same name, other schema)
             text = re.sub(rf" ON (public\.)?{re.escape(table)} ", f" ON {SHADOW}.{table} ",
                           str(definition), count=1)
-            text = re.sub(r"^CREATE (UNIQUE )?INDEX ", r"CREATE \1INDEX IF NOT EXISTS ", text)
-            conn.execute(text)
-        conn.execute(_q("set_logged", table=_shadow(table)))
+            indexes.append(re.sub(r"^CREATE (UNIQUE )?INDEX ", r"CREATE \1INDEX IF NOT EXISTS ",
+                                  text))
+    _two_at_a_time(conn, indexes)
+    for table in _tables(models):  # after the indexes: expression indexes get statistics too
         conn.execute(_q("analyze", table=_shadow(table)))
+
+
+def _two_at_a_time(conn: psycopg.Connection, statements: Sequence[str]) -> None:
+    """Run the statements over `conn` and a second connection at once (index builds on one
+    table may: each takes a share lock)."""
+    pending: queue.SimpleQueue[str] = queue.SimpleQueue()
+    for statement in statements:
+        pending.put(statement)
+
+    def drain(on: psycopg.Connection) -> None:
+        while True:
+            try:
+                statement = pending.get_nowait()
+            except queue.Empty:
+                return
+            on.execute(statement)
+
+    if len(statements) < 2:
+        drain(conn)
+        return
+    with psycopg.connect(shadow.conninfo_of(conn), autocommit=True) as other, \
+            ThreadPoolExecutor(1) as pool:
+        helper = pool.submit(drain, other)
+        drain(conn)
+        helper.result()
 
 
 def _swap(conn: psycopg.Connection, models: Sequence[ReadModel],
@@ -198,10 +233,11 @@ def rebuild(conn: psycopg.Connection, names: Sequence[str] | None = None,
     try:
         resumed = _prepare(conn, models)
         table = _shadow("tracking")
-        total = sum(event_log.count(conn, cid, tracking.position(conn, cid, PROCESSOR, table))
-                    for cid in event_log.logged_connections(conn))
-        conn.execute(_q("shadow_first", schema=sql.Identifier(SHADOW)))
-        conn.execute(Q["custom_plans"])
+        left = {cid: event_log.count(conn, cid, tracking.position(conn, cid, PROCESSOR, table))
+                for cid in event_log.logged_connections(conn)}
+        # less what a first pass that stopped before its end folded
+        total = sum(left.values()) - first_pass.events_done(conn)
+        shadow.enter(conn)
 
         def on_page(n: int) -> None:
             nonlocal done, pages
@@ -210,12 +246,14 @@ def rebuild(conn: psycopg.Connection, names: Sequence[str] | None = None,
             if progress is not None:
                 progress(done, max(total, done))
 
+        if first_pass.applies(models):
+            for cid, events in left.items():
+                first_pass.run(conn, cid, events, models, on_page)
         _catch_up_all(conn, models, on_page)
         _finish_shadow(conn, models)
         _swap(conn, models, on_page)
     finally:
-        conn.execute(Q["reset_search_path"])
-        conn.execute(Q["reset_plans"])
+        shadow.leave(conn)
         conn.execute(Q["unlock"], {"id": _LOCK_ID})
     return RebuildStats(done, pages, time.perf_counter() - started, [m.name for m in models],
                         resumed)

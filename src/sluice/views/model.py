@@ -4,7 +4,7 @@ retention, and the streams it derives from."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import psycopg
@@ -15,6 +15,13 @@ from sluice.domain.events import Event, Stream
 # append; only a projector with per-job locks leaves any out). Idempotent: projecting an
 # event again, or events in another order, leaves the same rows.
 Projector = Callable[[psycopg.Connection, str, Sequence[Event], "Context"], set[str]]
+
+# fold_new_jobs(conn, connection_id, jobs): every event of each job that the model folds
+# (job id -> its events; such a model folds only events with a job id), none of these jobs
+# in its tables yet. A rebuild's first pass reads the log job by job and hands each job over
+# once, so the projector's per-job reads and rewrites are skipped. Float sums may then add
+# up in another order than live ingest's.
+NewJobsFolder = Callable[[psycopg.Connection, str, Mapping[str, Sequence[Event]]], None]
 
 
 @dataclass(frozen=True)
@@ -47,3 +54,5 @@ class ReadModel:
     expiry: tuple[Expiry, ...] = ()  # traffic-derived rows expire with the connection's data
     sql_views: tuple[str, ...] = ()  # SQL views over its tables (re-pointed at a rebuild)
     depends_on: tuple[str, ...] = field(default=())  # read models its reader also reads
+    # rows keyed by job: how a rebuild folds whole jobs at once (else through `project`)
+    fold_new_jobs: NewJobsFolder | None = None

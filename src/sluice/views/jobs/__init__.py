@@ -7,7 +7,7 @@ from __future__ import annotations
 from sluice.domain.events import Stream
 
 from ..model import Expiry, ReadModel
-from .projector import is_job_event, project_jobs
+from .projector import fold_new_jobs, is_job_event, project_jobs
 
 MODEL = ReadModel(
     name="jobs",
@@ -18,4 +18,5 @@ MODEL = ReadModel(
     # a job expires with its latest event (its history, in its row, goes with it)
     expiry=(Expiry("jobs", "last_event_at"), Expiry("rollups_minute", "minute")),
     sql_views=("job_transitions",),
+    fold_new_jobs=fold_new_jobs,
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -155,3 +155,19 @@ def project_jobs(conn: psycopg.Connection, connection_id: str, events: Sequence[
         _write_jobs(conn, connection_id, folded)
         _apply_rollups(conn, connection_id, folded)
     return held
+
+
+def fold_new_jobs(conn: psycopg.Connection, connection_id: str,
+                  jobs: Mapping[str, Sequence[Event]]) -> None:
+    """Write the rows of jobs that have none yet, each from all its events (a rebuild's first
+    pass): no job locks, no rows to take back, each job folded once."""
+    folded = []
+    for job_id, events in jobs.items():
+        ranked = order(fold_event(e) for e in events)
+        if ranked:
+            view = fold_ordered(job_id, ranked)
+            folded.append(_Folded(view=view, ordered=[e for _, e in ranked], old_outcomes=[],
+                                  outcomes=_contributions(view)))
+    if folded:
+        _write_jobs(conn, connection_id, folded)
+        _apply_rollups(conn, connection_id, folded)
