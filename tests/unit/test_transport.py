@@ -128,7 +128,7 @@ def test_retry_after_is_honoured(server: CaptureServer, status: int) -> None:
 
 
 def test_5xx_retries_with_growing_backoff(server: CaptureServer) -> None:
-    server.script = [Reply(500), Reply(502), Reply(500)]
+    server.script = [Reply(502), Reply(503), Reply(504)]
     t = make(server.url, max_backoff=10.0)
     t.start()
     t.submit(ev(1))
@@ -145,7 +145,7 @@ def test_5xx_retries_with_growing_backoff(server: CaptureServer) -> None:
 
 
 def test_backoff_is_capped(server: CaptureServer) -> None:
-    server.script = [Reply(500)] * 4
+    server.script = [Reply(502)] * 4
     t = make(server.url, max_backoff=0.2)
     t.start()
     t.submit(ev(1))
@@ -235,7 +235,7 @@ def test_flush_deadline(server: CaptureServer) -> None:
 
 
 def test_flush_cuts_backoff_short(server: CaptureServer) -> None:
-    server.script = [Reply(500)]
+    server.script = [Reply(502)]
     t = make(server.url, max_backoff=30.0)
     t.start()
     t.submit(ev(1))
@@ -344,3 +344,94 @@ def test_memory_bound_with_api_down() -> None:
     assert stats["buffered"] <= 10_000 + 500
     assert stats["dropped"] >= 1_010_000 - 10_500
     assert grown < 30, f"RSS grew by {grown:.1f} MB"
+
+
+def _fails_on(*poison: str) -> object:
+    """A responder that answers 500 to any batch holding one of these job ids (as a server
+    failing on an event's content would), else 202."""
+
+    def respond(received: object) -> Reply:
+        body = getattr(received, "body", None)
+        events = body.get("events", []) if isinstance(body, dict) else []
+        if any(e.get("job_id") in poison for e in events):
+            return Reply(500, body=b'{"error":"internal","detail":"internal server error"}')
+        return Reply(202)
+
+    return respond
+
+
+def test_a_500_splits_the_batch_to_isolate_the_poison_event(
+        server: CaptureServer, caplog: pytest.LogCaptureFixture) -> None:
+    server.responder = _fails_on("job-37")  # type: ignore[assignment]
+    t = make(server.url, batch_size=100, max_backoff=0.2)
+    t.start()
+    with caplog.at_level(logging.DEBUG, logger="sluice.transport"):
+        for i in range(100):
+            t.submit(ev(i, args="(1, 'secret-arg')"))
+        assert t.flush(10)
+        t.submit(ev(100))  # later events are not held up
+        assert t.flush(10)
+        assert wait_for(lambda: any(e["kind"] == SOURCE_DROPPED for e in server.events()))
+    t.close()
+    assert sorted(job_ids(server)) == sorted(f"job-{i}" for i in range(101) if i != 37)
+    stats = t.stats()
+    assert stats["poisoned"] == 1 and stats["dropped"] == 1 and stats["sent"] == 100
+    # halving: about two requests per level, plus the poison event's one retry
+    assert len(server.requests) < 30
+    alone = [r for r in server.requests if len(r.body["events"]) == 1
+             and r.body["events"][0].get("job_id") == "job-37"]
+    assert len(alone) == 2  # tried alone twice, then dropped
+    (line,) = [r for r in caplog.records if "poison" in r.getMessage()]
+    assert "job-37" in line.getMessage() and "secret-arg" not in caplog.text
+    (report,) = [e for e in server.events() if e["kind"] == SOURCE_DROPPED]
+    assert report["count"] == 1
+
+
+def test_every_poison_event_is_isolated_and_the_rest_delivered(server: CaptureServer) -> None:
+    poison = {f"job-{i}" for i in (0, 1, 17, 63, 64, 199)}
+    server.responder = _fails_on(*poison)  # type: ignore[assignment]
+    t = make(server.url, batch_size=200, max_backoff=0.05)
+    t.start()
+    for i in range(200):
+        t.submit(ev(i))
+    assert t.flush(20)
+    t.close()
+    assert set(job_ids(server)) == {f"job-{i}" for i in range(200)} - poison
+    assert t.stats()["poisoned"] == len(poison) and t.stats()["sent"] == 200 - len(poison)
+
+
+@pytest.mark.parametrize("reply", [Reply(503, retry_after="0.2"), Reply(503), Reply(502),
+                                   Reply(504), Reply(202, delay=1.0)])
+def test_unavailable_is_retried_whole_never_split_or_dropped(
+        server: CaptureServer, reply: Reply) -> None:
+    server.script = [reply] * 3
+    t = make(server.url, batch_size=50, timeout=0.3, max_backoff=0.2)
+    t.start()
+    for i in range(50):
+        t.submit(ev(i))
+    assert t.flush(15)
+    t.close()
+    sizes = [len(r.body["events"]) for r in server.requests if r.body]
+    assert sizes == [50] * len(sizes) and len(sizes) >= 4  # the same whole batch each time
+    assert sorted(job_ids(server)) == sorted(f"job-{i}" for i in range(50))
+    stats = t.stats()
+    assert stats["dropped"] == 0 and stats["poisoned"] == 0 and stats["sent"] == 50
+
+
+def test_refused_connections_are_retried_whole_until_the_server_is_back() -> None:
+    url = closed_port_url()
+    t = make(url, batch_size=20, max_backoff=0.1)
+    t.start()
+    for i in range(20):
+        t.submit(ev(i))
+    assert not t.flush(0.5)
+    assert t.stats()["failed_attempts"] >= 2 and t.stats()["buffered"] == 20
+    srv = CaptureServer().start(port=int(url.rsplit(":", 1)[1]))
+    try:
+        assert t.flush(5)
+        t.close()
+        assert sorted(job_ids(srv)) == sorted(f"job-{i}" for i in range(20))
+        assert [len(r.body["events"]) for r in srv.requests] == [20]
+        assert t.stats()["dropped"] == 0 and t.stats()["poisoned"] == 0
+    finally:
+        srv.stop()

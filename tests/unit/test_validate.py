@@ -96,3 +96,26 @@ def test_every_kind_in_a_server_namespace_is_refused_from_sources(
     for kind in sorted(events.JOB_KINDS | events.WORKER_KINDS):
         assert not events.written_by_server(kind)
         assert events.stream_of(kind) is events.Stream.TRAFFIC
+
+
+@pytest.mark.parametrize("levels", [33, 329, 5_000, 200_000])
+def test_nesting_is_bounded_without_recursion(levels: int) -> None:
+    nested: Any = []
+    for _ in range(levels - 2):
+        nested = [nested]
+    event = Event(kind="job.sent", timestamp=NOW, job_id="j", extensions={"a": nested})
+    result = check_event(event, NOW)
+    assert isinstance(result, Rejection) and result.field == "extensions"
+    assert "nested" in result.reason
+
+
+@pytest.mark.parametrize(("field", "ok", "too_big"), [
+    ("retries", 2**31 - 1, 2**31), ("active", 2**31 - 1, 2**31), ("pid", 2**31 - 1, 2**31),
+    ("consumers", 2**31 - 1, 2**31), ("processed", 2**63 - 1, 2**63),
+    ("depth", 2**63 - 1, 2**63), ("runtime", 1e9, 1e308),
+])
+def test_numbers_are_bounded_by_their_column(field: str, ok: float, too_big: float) -> None:
+    base = {"kind": "queue.sampled", "timestamp": NOW, "queue": "q", "depth": 0}
+    assert isinstance(parse_event({**base, field: ok}, NOW), Event)
+    rejected = parse_event({**base, field: too_big}, NOW)
+    assert isinstance(rejected, Rejection) and rejected.field == field

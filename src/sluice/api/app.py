@@ -30,6 +30,7 @@ from . import connection_health, dashboard, health, ingest, jobs, queues, stats,
 from .deps import PROVIDE_DB, set_database
 from .errors import EXCEPTION_HANDLERS
 from .logs import access_log_middleware
+from .nul_guard import nul_guard_middleware
 
 log = logging.getLogger("sluice.api")
 POOL_MAX_SIZE = 10
@@ -128,7 +129,7 @@ def create_app(
         lifespan=[lifespan],
         dependencies={"db": PROVIDE_DB},
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[access_log_middleware],
+        middleware=[access_log_middleware, nul_guard_middleware],
         openapi_config=OpenAPIConfig(title="Sluice", version=_version(), path="/schema"),
         # Logging is the process's business (`sluice serve` sets JSON lines); Litestar's
         # default queue-based config would reformat it and drop lines at exit.

@@ -16,6 +16,7 @@ from sluice.domain.events import Event, Rejection
 from sluice.domain.validate import check_event, parse_event, with_dedup_key
 
 from .errors import ApiError
+from .event_spans import json_event_spans, msgpack_event_spans
 
 MAX_EVENTS: Final = 5_000
 MAX_BYTES: Final = 5 * 1024 * 1024
@@ -48,6 +49,12 @@ _TYPED: Final[dict[str, Callable[[bytes], _TypedBatch]]] = {
 _UNTYPED: Final[dict[str, Callable[[bytes], Any]]] = {
     JSON: msgspec.json.Decoder().decode,
     MSGPACK: msgspec.msgpack.Decoder(ext_hook=_no_ext).decode,
+}
+
+
+_SPANS: Final[dict[str, Callable[[bytes], list[bytes] | None]]] = {
+    JSON: json_event_spans,
+    MSGPACK: msgpack_event_spans,
 }
 
 
@@ -145,7 +152,8 @@ def decode_batch(body: bytes, fmt: str, connection_id: str, now: float) -> (
     400 if undecodable, 422 if not `{"events": [...]}`, 413 past MAX_EVENTS. An event naming
     another connection is rejected (the batch goes on): a key writes only into its own.
     The fast path decodes straight into Event structs; on any shape error it falls back to
-    `parse_event` per item, which gives the same verdicts with a reason per event.
+    `parse_event` per item, which gives the same verdicts with a reason per event; a body
+    that does not decode whole is decoded event by event (`_decode_each`).
     """
     if not body:
         raise ApiError(400, "bad_request", "empty body; expected {\"events\": [...]}")
@@ -154,7 +162,7 @@ def decode_batch(body: bytes, fmt: str, connection_id: str, now: float) -> (
     except msgspec.ValidationError:
         typed = None
     except (msgspec.DecodeError, RecursionError, ValueError):
-        raise _undecodable(fmt) from None
+        return _decode_each(body, fmt, connection_id, now)
     if typed is not None:
         if len(typed.events) > MAX_EVENTS:
             raise _too_large()
@@ -162,7 +170,7 @@ def decode_batch(body: bytes, fmt: str, connection_id: str, now: float) -> (
     try:
         raw: Any = _UNTYPED[fmt](body)
     except (msgspec.DecodeError, RecursionError, ValueError):
-        raise _undecodable(fmt) from None
+        return _decode_each(body, fmt, connection_id, now)
     if not isinstance(raw, dict):
         raise ApiError(422, "invalid", "the body must be an object {\"events\": [...]}")
     events = raw.get("events")
@@ -171,3 +179,28 @@ def decode_batch(body: bytes, fmt: str, connection_id: str, now: float) -> (
     if len(events) > MAX_EVENTS:
         raise _too_large()
     return [_parse(item, connection_id, now) for item in events]
+
+
+def _decode_each(body: bytes, fmt: str, connection_id: str, now: float) -> (
+    list[Event | Rejection]
+):
+    """A body that does not decode whole: if its skeleton is `{"events": [...]}`, each event
+    is decoded on its own, and the ones that cannot be are rejected by index; else 400."""
+    spans = _SPANS[fmt](body)
+    if spans is None:
+        raise _undecodable(fmt)
+    if len(spans) > MAX_EVENTS:
+        raise _too_large()
+    name = "JSON" if fmt == JSON else "MessagePack"
+    out: list[Event | Rejection] = []
+    for span in spans:
+        try:
+            item = _UNTYPED[fmt](span)
+        except RecursionError:
+            out.append(Rejection("the event is nested too deeply to decode"))
+        except (msgspec.DecodeError, ValueError) as exc:
+            out.append(Rejection(f"the event is not valid {name} (malformed, or a string "
+                                 f"that is not valid Unicode): {str(exc)[:200]}"))
+        else:
+            out.append(_parse(item, connection_id, now))
+    return out

@@ -1,7 +1,8 @@
 """JSON errors everywhere: `{"error": code, "detail": text, "field": name?}`, never HTML.
 
 Handlers: our ApiError, Litestar's HTTP exceptions (validation, 404, 405, 413...), database
-unavailability (503 + Retry-After), and a last resort that answers a JSON 500.
+unavailability (503 + Retry-After), a parameter the database refuses (400), and a last
+resort that answers a JSON 500.
 """
 
 from __future__ import annotations
@@ -98,6 +99,17 @@ def _db_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response
                           headers={"Retry-After": str(DB_RETRY_AFTER_S)})
 
 
+def _data_error(request: Request[Any, Any, Any], exc: psycopg.DataError
+                ) -> Response[ErrorBody]:
+    # On a read, stored values are all valid: the request's parameters are not (ingest
+    # isolates content errors itself and never gets here).
+    message = exc.diag.message_primary or str(exc).split("\n", 1)[0]
+    log.warning("data error on %s: %s", request.url.path, message)
+    _note_status(request, 400, "bad_request")
+    return error_response(400, "bad_request", f"a parameter has a value the database cannot "
+                          f"take: {message[:200]}")
+
+
 def _internal(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     _note_status(request, 500, "internal")
@@ -109,5 +121,6 @@ EXCEPTION_HANDLERS: Final[ExceptionHandlersMap] = {
     HTTPException: _http_error,
     psycopg.OperationalError: _db_unavailable,  # includes psycopg_pool.PoolTimeout
     psycopg.InterfaceError: _db_unavailable,  # a connection closed under us
+    psycopg.DataError: _data_error,
     Exception: _internal,
 }

@@ -6,10 +6,35 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
+import time
 from typing import Any
 
 GRACEFUL_SHUTDOWN_S = 30
+# `serve --workers N`: the master's pid, for its workers to notice when it is gone.
+MASTER_PID_ENV = "SLUICE_SERVE_MASTER_PID"
+PARENT_CHECK_S = 0.25
+
+
+def exit_with_master(master: int) -> threading.Thread:
+    """In a `--workers` process: once the master is gone (killed with -9, say), shut down as
+    on SIGTERM (the listening socket is closed first, in-flight requests finish), so no
+    orphan keeps serving or holds the port a restart needs."""
+
+    def watch() -> None:
+        while os.getppid() == master:
+            time.sleep(PARENT_CHECK_S)
+        logging.getLogger("sluice.serve").warning(
+            "the serve master (pid %d) is gone: this worker shuts down", master)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(GRACEFUL_SHUTDOWN_S + 5)
+        os._exit(1)  # the graceful shutdown did not end the process
+
+    watcher = threading.Thread(target=watch, name="sluice-master-watch", daemon=True)
+    watcher.start()
+    return watcher
 
 
 def served_app() -> Any:
@@ -19,6 +44,9 @@ def served_app() -> Any:
     from sluice.store.db import database_url
 
     configure_logging(logging.DEBUG if os.environ.get("SLUICE_DEBUG") else logging.INFO)
+    master = os.environ.get(MASTER_PID_ENV, "")
+    if master.isdigit() and int(master) != os.getpid():  # a worker of `serve --workers N`
+        exit_with_master(int(master))
     # The app's lifespan opens the pool and applies migrations before the port answers.
     return create_app(database_url=database_url())
 
@@ -35,6 +63,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if workers > 1:
         # Worker processes resolve the database themselves: pin it (embedded included) once.
         os.environ["SLUICE_DATABASE_URL"] = database_url()
+        os.environ[MASTER_PID_ENV] = str(os.getpid())
     uvicorn.run(
         served_app() if workers == 1 else "sluice.cli.server:served_app",
         factory=workers > 1,

@@ -13,6 +13,7 @@ connection project concurrently.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Sequence
 from typing import Final
 
@@ -27,7 +28,15 @@ from sluice.store import connections, usage
 from sluice.views import registry
 from sluice.views.model import Context
 
+log = logging.getLogger(__name__)
+
 QUOTA_EXCEEDED: Final = "daily quota exceeded"
+# Failures an event's content can cause once it is past the validator (a value PostgreSQL or
+# a projector cannot take), as opposed to the database being unavailable (OperationalError:
+# 503). An append that fails with one of these is split to find the events at fault.
+CONTENT_ERRORS: Final = (psycopg.DataError, psycopg.IntegrityError,
+                         psycopg.errors.ProgramLimitExceeded, ValueError, TypeError,
+                         ArithmeticError, RecursionError)
 
 
 class RejectedItem(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -134,10 +143,70 @@ def append(conn: psycopg.Connection, connection_id: str,
            items: Sequence[Event | Rejection], day: dt.date | None = None) -> AppendResult:
     """Append a validated batch for a connection (rejections are reported by index): what
     its quota still allows is projected, stored once (dedup key) and counted, in one
-    transaction; events past the quota are rejected with reason QUOTA_EXCEEDED. Arguments
-    and results are dropped unless the connection captures them. `day`: the UTC day the
-    usage counts in (default: today)."""
+    transaction; events past the quota are rejected with reason QUOTA_EXCEEDED. Arguments and
+    results are dropped unless the connection captures them. `day`: the UTC day the usage
+    counts in (default: today).
+
+    An event that fails in storage despite the validator never fails the batch: the batch
+    is appended again in halves (each its own transaction), down to that event, which is
+    rejected by index while the rest is stored."""
     day = day or utc_day()
+    try:
+        return _append_batch(conn, connection_id, items, day)
+    except CONTENT_ERRORS:
+        if conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+            raise  # the caller's own transaction is broken: it alone can roll back
+    return _isolate(conn, connection_id, items, day)
+
+
+def _reason(exc: BaseException) -> str:
+    diag = getattr(exc, "diag", None)
+    text = (diag.message_primary if diag is not None else None) or str(exc)
+    return f"the event could not be stored: {type(exc).__name__}: {text[:200]}"
+
+
+def _isolate(conn: psycopg.Connection, connection_id: str,
+             items: Sequence[Event | Rejection], day: dt.date) -> AppendResult:
+    """`append` of a batch that failed on its content: halves are appended on their own,
+    and halved again while they fail, so only the events that fail alone are rejected."""
+    total = AppendResult(0, 0, [RejectedItem(i, item.reason, item.field)
+                                for i, item in enumerate(items)
+                                if isinstance(item, Rejection)])
+    whole = [(i, item) for i, item in enumerate(items) if isinstance(item, Event)]
+    parts = [whole[len(whole) // 2:], whole[:len(whole) // 2]]  # a stack: first half on top
+    while parts:
+        part = parts.pop()
+        if not part:
+            continue
+        try:
+            result = _append_batch(conn, connection_id, [e for _, e in part], day)
+        except CONTENT_ERRORS as exc:
+            if conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+                raise
+            if len(part) > 1:
+                parts += [part[len(part) // 2:], part[:len(part) // 2]]
+                continue
+            index, event = part[0]
+            # the validator let it through: a bound it lacks, to be added there
+            log.error("ingest: event %d (%s) of a batch could not be stored: %s", index,
+                      event.kind, _reason(exc))
+            total.rejected.append(RejectedItem(index, _reason(exc)))
+            continue
+        total.accepted += result.accepted
+        total.duplicates += result.duplicates
+        if result.last_position is not None:
+            total.last_position = max(total.last_position or 0, result.last_position)
+        if result.exhausted:
+            total.rejected.extend(RejectedItem(i, QUOTA_EXCEEDED) for i, _ in part)
+        else:
+            total.rejected.extend(RejectedItem(part[r.index][0], r.reason, r.field)
+                                  for r in result.rejected)
+    total.rejected.sort(key=lambda r: r.index)
+    return total
+
+
+def _append_batch(conn: psycopg.Connection, connection_id: str,
+                  items: Sequence[Event | Rejection], day: dt.date) -> AppendResult:
     settings = connections.ingest_settings(conn, connection_id)
     rejected = [RejectedItem(i, item.reason, item.field)
                 for i, item in enumerate(items) if isinstance(item, Rejection)]

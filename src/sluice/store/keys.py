@@ -112,6 +112,12 @@ def list_keys(conn: psycopg.Connection, connection_id: str) -> list[KeyInfo]:
     return [KeyInfo(*row) for row in rows]
 
 
+def keys_granting(conn: psycopg.Connection, key_ids: Iterable[str], scope: str) -> set[str]:
+    """Which of these keys are live (not revoked, not deleted) and grant `scope`."""
+    rows = conn.execute(Q["keys_granting"], {"ids": list(key_ids), "scope": scope})
+    return {key_id for (key_id,) in rows}
+
+
 def revoke(conn: psycopg.Connection, key_id: str) -> bool:
     """Revoke at once (idempotent); False when no such key."""
     return conn.execute(Q["revoke_key"], {"id": key_id}).fetchone() is not None

@@ -16,3 +16,10 @@ ORDER BY created_at, id
 UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
 WHERE id = %(id)s
 RETURNING id
+
+-- name: keys_granting
+-- Of these key ids, the ones not revoked whose scopes grant the scope (admin grants all):
+-- open streams are checked against it, so a revocation or a lost scope ends them.
+SELECT id FROM api_keys
+WHERE id = ANY(%(ids)s) AND revoked_at IS NULL
+  AND (%(scope)s = ANY(scopes) OR 'admin' = ANY(scopes))

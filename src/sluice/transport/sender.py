@@ -1,4 +1,12 @@
-"""The sender shared by SDK and agent: bounded buffer, batches, gzip, retries with backoff."""
+"""The sender shared by SDK and agent: bounded buffer, batches, gzip, retries with backoff,
+poison isolation.
+
+A batch answered 503, 502, 504, 408 or 429, or not answered at all (timeout, refused
+connection), met a server that is unavailable: it is sent again, whole, after a backoff. A
+batch answered 500 was taken by the server, which failed on it: it is split in halves, sent
+again at once, and split while it fails, so an event the server cannot take (a poison event)
+ends alone; sent alone, it is given one more try after a backoff, then dropped, counted
+(`stats()["poisoned"]`) and logged, and everything around it is delivered."""
 
 from __future__ import annotations
 
@@ -12,6 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
+import msgspec
 import urllib3
 
 from sluice.domain.dedup import dedup_key
@@ -31,17 +40,27 @@ logger = logging.getLogger("sluice.transport")
 
 Prepare = Callable[[Any], Event | None]
 _RETRY_STATUSES: Final = frozenset({408, 429, 503})
+# The server took the batch and failed on it: split it to isolate what it fails on.
+_SPLIT_STATUS: Final = 500
+_POISON_LOGS_IN_FULL: Final = 10  # poison events logged one by one; then every 100th
 _POLL_S: Final = 0.005
 _FLUSH_RETRY_S: Final = 0.25
 
 
 class _Chunk:
-    __slots__ = ("body", "events", "report")
+    __slots__ = ("body", "encoded", "events", "failed", "report")
 
     def __init__(self, encoded: list[bytes], report: int) -> None:
+        self.encoded = encoded  # kept to split the chunk if the server fails on it
         self.body = gzip_body(encoded)
         self.events = len(encoded) - (1 if report else 0)  # the report is not a user event
         self.report = report  # drop count carried by a source.dropped event in this chunk
+        self.failed = False  # answered 500 once already (a lone event: retried once)
+
+    def halves(self) -> list[_Chunk]:
+        mid = len(self.encoded) // 2
+        # the report, if any, is the first item: it stays in the first half
+        return [_Chunk(self.encoded[:mid], self.report), _Chunk(self.encoded[mid:], 0)]
 
 
 class _Batch:
@@ -115,6 +134,7 @@ class Transport:
         self._duplicates = 0
         self._failed_attempts = 0
         self._batches = 0
+        self._poisoned = 0
         self._inflight: _Batch | None = None
         self._inflight_start: int | None = None
         self._inflight_events = 0
@@ -208,6 +228,7 @@ class Transport:
                 "invalid": self._invalid,
                 "duplicates": self._duplicates,
                 "batches": self._batches,
+                "poisoned": self._poisoned,
             }
 
     def __repr__(self) -> str:  # never show the API key
@@ -366,6 +387,16 @@ class Transport:
         status, retry_after, answer_body = self._post(part.body)
         if status is not None and 200 <= status < 300:
             self._on_success(part, answer_body)
+        elif status == _SPLIT_STATUS and len(part.encoded) > 1:
+            batch.chunks[0:1] = part.halves()  # sent at once: the server is up
+            self._on_answered()
+            return
+        elif status == _SPLIT_STATUS and not part.failed:
+            part.failed = True  # alone now: one more try, in case it was not the event
+            self._on_retryable(status, retry_after)
+            return
+        elif status == _SPLIT_STATUS:
+            self._on_poison(part)
         elif status is None or status >= 500 or status in _RETRY_STATUSES:
             self._on_retryable(status, retry_after)
             return
@@ -406,6 +437,9 @@ class Transport:
             self._rejected += rejected
             self._duplicates += answer.duplicates if answer else 0
             self._batches += 1
+        self._on_answered()
+
+    def _on_answered(self) -> None:
         if not self._reachable and self._down_logged:
             logger.info("sluice: ingest reachable again")
         self._reachable = True
@@ -413,6 +447,23 @@ class Transport:
         self._attempt = 0
         self._not_before = 0.0
         self._hard_wait = False
+
+    def _on_poison(self, part: _Chunk) -> None:
+        """A lone event the server failed on twice: dropped, counted, logged, reported."""
+        with self._lock:
+            self._failed_attempts += 1
+            if part.events:
+                self._poisoned += 1
+            poisoned = self._poisoned
+        if part.events:
+            self._add_drops(part.events)
+            if poisoned <= _POISON_LOGS_IN_FULL or poisoned % 100 == 0:
+                logger.error(
+                    "sluice: ingest failed (HTTP 500) on an event sent alone, twice; dropping "
+                    "it (%s; %d poison events so far)", _describe(part.encoded[0]), poisoned)
+        if part.report:  # the drop report itself: its count goes into the next one
+            self._add_drops(part.report, count_as_dropped=False)
+        self._on_answered()
 
     def _on_retryable(self, status: int | None, retry_after: float | None) -> None:
         if status is not None:
@@ -465,6 +516,29 @@ class Transport:
 
 
 _LIVE: weakref.WeakSet[Transport] = weakref.WeakSet()
+
+
+class _Identity(msgspec.Struct):
+    kind: str = "?"
+    job_id: str | None = None
+    hostname: str | None = None
+    queue: str | None = None
+    dedup_key: str = ""
+
+
+_IDENTITY: Final = msgspec.json.Decoder(_Identity)
+
+
+def _describe(encoded: bytes) -> str:
+    """What a log line may say of an event: its kind and whom it is about, never its data."""
+    try:
+        who = _IDENTITY.decode(encoded)
+    except Exception:
+        return "an undecodable event"
+    about = " ".join(f"{name}={value!r}" for name, value in (
+        ("job_id", who.job_id), ("hostname", who.hostname), ("queue", who.queue),
+        ("dedup_key", who.dedup_key)) if value)
+    return f"kind={who.kind!r} {about}".strip()
 
 
 def _after_fork_in_child() -> None:

@@ -26,6 +26,8 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         micros, job_id = msgspec.json.decode(raw, type=tuple[int, str])
+        if "\x00" in job_id:  # no job id holds one: not a cursor of ours
+            raise ValueError("NUL in a cursor")
         return EPOCH + dt.timedelta(microseconds=micros), job_id
     except (binascii.Error, msgspec.DecodeError, ValueError, OverflowError) as exc:
         raise InvalidCursor("not a cursor issued by this API") from exc
