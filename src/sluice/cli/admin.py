@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from ..domain.accounts import DEFAULT_RETENTION_HOURS, SCOPES
-from .common import fail, migrated_db, print_json
+from .common import COMMON, fail, migrated_db, print_json
 
 # connections ---------------------------------------------------------------------------------
 
@@ -131,7 +131,8 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
 def add_commands(sub: Any) -> None:
     conns = sub.add_parser("connections", help="create and list connections")
     csub = conns.add_subparsers(dest="connections_command", required=True)
-    p = csub.add_parser("create", help="create a connection and print its first API key")
+    p = csub.add_parser("create", parents=[COMMON],
+                        help="create a connection and print its first API key")
     p.add_argument("name")
     p.add_argument("--json", action="store_true", help='print {"connection_id", "api_key"}')
     p.add_argument("--daily-limit", type=_limit, default=None, metavar="N",
@@ -142,10 +143,12 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--scope", action="append", choices=SCOPES,
                    help="scope of the first key (repeatable; default: all)")
     p.set_defaults(func=cmd_connections_create)
-    p = csub.add_parser("list", help="list connections with quota, usage today and retention")
+    p = csub.add_parser("list", parents=[COMMON],
+                        help="list connections with quota, usage today and retention")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_connections_list)
-    p = csub.add_parser("set", help="change a connection's daily limit or retention")
+    p = csub.add_parser("set", parents=[COMMON],
+                        help="change a connection's daily limit or retention")
     p.add_argument("connection_id")
     p.add_argument("--daily-limit", type=_limit, default=msgspec.UNSET, metavar="N|none")
     p.add_argument("--retention-hours", type=_hours, default=None, metavar="H")
@@ -153,17 +156,17 @@ def add_commands(sub: Any) -> None:
 
     keyp = sub.add_parser("keys", help="create, list and revoke API keys")
     ksub = keyp.add_subparsers(dest="keys_command", required=True)
-    p = ksub.add_parser("create", help="mint an API key (shown once)")
+    p = ksub.add_parser("create", parents=[COMMON], help="mint an API key (shown once)")
     p.add_argument("--connection", required=True, metavar="ID")
     p.add_argument("--scope", action="append", choices=SCOPES,
                    help="repeatable; default: all scopes")
     p.add_argument("--name", default=None, help="a label for listings")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_keys_create)
-    p = ksub.add_parser("list", help="list a connection's keys (prefixes only)")
+    p = ksub.add_parser("list", parents=[COMMON], help="list a connection's keys (prefixes only)")
     p.add_argument("--connection", required=True, metavar="ID")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_keys_list)
-    p = ksub.add_parser("revoke", help="revoke a key at once")
+    p = ksub.add_parser("revoke", parents=[COMMON], help="revoke a key at once")
     p.add_argument("key_id")
     p.set_defaults(func=cmd_keys_revoke)
