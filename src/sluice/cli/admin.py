@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -29,19 +30,43 @@ def _hours(value: str) -> int:
     return number
 
 
+FIRST_KEY_SCOPES = ("ingest", "read")  # what the SDK, the agent and the dashboard need
+DEFAULT_ENDPOINT = "http://127.0.0.1:8000"
+
+
+def first_key_scopes(args: argparse.Namespace) -> list[str]:
+    """ingest and read, unless --scope says otherwise; --admin gives every scope."""
+    if args.admin:
+        return list(SCOPES)
+    return list(dict.fromkeys(args.scope)) if args.scope else list(FIRST_KEY_SCOPES)
+
+
 def cmd_connections_create(args: argparse.Namespace) -> int:
     from sluice.store import connections, keys
 
-    with migrated_db() as conn, conn.transaction():
-        cid = connections.create_connection(
-            conn, args.name, daily_limit=args.daily_limit, retention_hours=args.retention_hours)
-        key = keys.create_key(conn, cid, args.scope, name="first key")
+    scopes = first_key_scopes(args)
+    try:
+        with migrated_db() as conn, conn.transaction():
+            cid = connections.create_connection(
+                conn, args.name, daily_limit=args.daily_limit,
+                retention_hours=args.retention_hours)
+            key = keys.create_key(conn, cid, scopes, name="first key")
+    except connections.NameTaken as exc:
+        return fail(f"a connection named {exc.name!r} exists already (id {exc.existing_id}); "
+                    "choose another name, or mint a key for it with "
+                    f"`sluice keys create --connection {exc.existing_id} --scope ingest "
+                    "--scope read`")
     if args.json:
         print_json({"connection_id": cid, "api_key": key.api_key})
-    else:
-        print(f"connection_id: {cid}")
-        print(f"api_key:       {key.api_key}")
-        print("(the key is shown only this once; store it now)", file=sys.stderr)
+        return 0
+    endpoint = args.endpoint.rstrip("/")
+    print(f"# Sluice connection {args.name!r}; first key's scopes: {', '.join(key.scopes)}")
+    print("# For your workers and producers (sluice.init()) and `sluice agent`:")
+    print(f"export SLUICE_API_KEY={key.api_key}")
+    print(f"export SLUICE_CONNECTION_ID={cid}")
+    print(f"export SLUICE_ENDPOINT={endpoint}")
+    print(f"# Dashboard: {endpoint}/#key={key.api_key}")
+    print("(the key is shown only this once; store it now)", file=sys.stderr)
     return 0
 
 
@@ -141,7 +166,13 @@ def add_commands(sub: Any) -> None:
                    default=DEFAULT_RETENTION_HOURS, metavar="H",
                    help="keep events and read models this long (default: 168 = 7 days)")
     p.add_argument("--scope", action="append", choices=SCOPES,
-                   help="scope of the first key (repeatable; default: all)")
+                   help="scope of the first key (repeatable; default: ingest and read)")
+    p.add_argument("--admin", action="store_true",
+                   help="give the first key every scope, admin included")
+    p.add_argument("--endpoint", default=os.environ.get("SLUICE_ENDPOINT", DEFAULT_ENDPOINT),
+                   metavar="URL", help="the server's base URL, for the printed settings and "
+                                       "dashboard link (default: SLUICE_ENDPOINT, else "
+                                       f"{DEFAULT_ENDPOINT})")
     p.set_defaults(func=cmd_connections_create)
     p = csub.add_parser("list", parents=[COMMON],
                         help="list connections with quota, usage today and retention")

@@ -60,7 +60,9 @@ def demo_credentials(url: str, directory: Path) -> tuple[str, str]:
             creds = json.loads(saved.read_text())
             if connections.get_connection(conn, creds["connection_id"]) is not None:
                 return creds["connection_id"], creds["api_key"]
-        connection_id = connections.create_connection(conn, "demo")
+        # its key is lost with the file: the connection stays, with a new key
+        connection_id = (connections.find_by_name(conn, "demo")
+                         or connections.create_connection(conn, "demo"))
         key = keys.create_key(conn, connection_id, name="demo")  # every scope
     saved.write_text(json.dumps({"connection_id": connection_id, "api_key": key.api_key}))
     saved.chmod(0o600)

@@ -24,7 +24,8 @@ CREATE TABLE connections (
     name            text NOT NULL,
     created_at      timestamptz NOT NULL DEFAULT now(),
     daily_limit     bigint CHECK (daily_limit IS NULL OR daily_limit >= 0),
-    retention_hours integer NOT NULL DEFAULT 168 CHECK (retention_hours > 0)
+    retention_hours integer NOT NULL DEFAULT 168 CHECK (retention_hours > 0),
+    CONSTRAINT connections_name_key UNIQUE (name)  -- one connection per name
 );
 
 -- Keys are stored as SHA-256 hashes only, looked up by hash on every request and revoked by
