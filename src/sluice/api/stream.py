@@ -28,6 +28,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from sluice.api.auth import Principal, requires
 from sluice.api.errors import ApiError
+from sluice.api.params import known_query
 from sluice.domain.events import EVENT_ENCODER
 from sluice.log.event_log import StoredEvent
 from sluice.log.follow import PAGE, Hub, matches
@@ -99,6 +100,7 @@ def get_hub(app: Litestar) -> Hub | None:
 
 
 @get("/api/events/stream", dependencies={"principal": requires("read")}, tags=["events"],
+     guards=[known_query],
      summary="The connection's events as SSE (id = log position; Last-Event-ID resumes)")
 async def stream_events(
     request: Request[Any, Any, Any],
