@@ -7,20 +7,16 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from html.parser import HTMLParser
-from typing import Any
 
-import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
 from sluice.api.event_schema import FIELD_DOCS
 from sluice.domain.events import Event
-from tests.integration.reads_support import client, free_port
+from tests.integration.reads_support import client, serve
 
 
 class _Page(HTMLParser):
@@ -117,40 +113,12 @@ def _chromium() -> str | None:
 def test_docs_render_in_a_browser_with_no_internet(fresh_db_url: str) -> None:
     """Chromium with every host but 127.0.0.1 unresolvable: the UI still renders each
     operation and the Authorize button."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "sluice.api.app:create_app",
-         "--port", str(port), "--log-level", "warning"],
-        env=_env(fresh_db_url), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        _wait(base, proc)
+    with serve(fresh_db_url) as base:
         dom = subprocess.run(
             [str(_chromium()), "--headless", "--no-sandbox", "--disable-gpu",
              "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
              "--virtual-time-budget=15000", "--dump-dom", f"{base}/schema"],
             capture_output=True, text=True, timeout=120).stdout
-    finally:
-        proc.terminate()
-        proc.wait(30)
     paths = set(re.findall(r'data-path="([^"]+)"', dom))
     assert {"/api/ingest", "/api/jobs", "/api/workers", "/healthz"} <= paths, dom[-2000:]
     assert "Authorize" in dom
-
-
-def _env(url: str) -> dict[str, Any]:
-    import os
-
-    return {**os.environ, "SLUICE_DATABASE_URL": url}
-
-
-def _wait(base: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise AssertionError("server did not start")
