@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import admin, data, server
-from .common import COMMON
 
 # Chatty below WARNING: initdb's and pg_ctl's output (pgserver logs it at INFO), each
 # migration as it is applied (commands say what they applied; serve logs it once), the broker
@@ -50,5 +49,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.getLogger(name).setLevel(logging.WARNING)
     return int(args.func(args))
 
-
-__all__ = ["COMMON", "build_parser", "main"]
