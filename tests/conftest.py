@@ -22,9 +22,8 @@ from sluice.store import partitions
 from sluice.store.db import embedded_url
 from sluice.store.migrations import migrate
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
-if not FIXTURES.is_dir():  # a clone beside shared/, or the repo's own parent layout
-    FIXTURES = Path(os.environ.get("SLUICE_FIXTURES", "../shared/fixtures")).resolve()
+# Captured Celery traffic, in the repo (tests/fixtures/capture.py records it again).
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 BACKENDS = ["embedded", "external"]
 

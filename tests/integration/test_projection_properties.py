@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ def _rows(db: psycopg.Connection, cid: str) -> list[tuple[Any, ...]]:
 
 
 def _load(db: psycopg.Connection, events: list[Event], cuts: list[int]) -> str:
-    cid = connections.create_connection(db, "prop")
+    cid = connections.create_connection(db, f"prop-{uuid.uuid4().hex[:12]}")  # names unique
     bounds = [0, *sorted(cuts), len(events)]
     for a, b in itertools.pairwise(bounds):
         if a < b:

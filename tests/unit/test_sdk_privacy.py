@@ -4,10 +4,7 @@ dedup keys identical to the domain normalizer's (so SDK and agent agree)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from sluice.domain.celery import normalize
 from sluice.domain.events import Event
@@ -15,14 +12,13 @@ from sluice.domain.privacy import MARKS_KEY
 from sluice.sdk.config import SdkConfig
 from sluice.sdk.privacy import MASK, TRUNCATED, Privacy, mask
 from sluice.sdk.runtime import Processor
+from tests.conftest import FIXTURES
 
-FIXTURE = Path("/work/shared/fixtures/celery-5.7-events.jsonl")
+FIXTURE = FIXTURES / "celery-5.7-events.jsonl"
 CONN = "0b6c3a4e-3333-4000-8000-000000000003"
 
 
 def fixture_events() -> list[dict[str, Any]]:
-    if not FIXTURE.exists():
-        pytest.skip("fixtures not available")
     return [json.loads(line) for line in FIXTURE.read_text().splitlines() if line.strip()]
 
 

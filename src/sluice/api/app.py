@@ -15,7 +15,6 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, cast
 
 from litestar import Litestar
-from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
 from psycopg_pool import ConnectionPool
 
@@ -26,7 +25,18 @@ from sluice.store import partitions
 from sluice.store.blocking import in_thread
 from sluice.store.migrations import migrate
 
-from . import connection_health, dashboard, health, ingest, jobs, queues, stats, stream, workers
+from . import (
+    connection_health,
+    dashboard,
+    docs,
+    health,
+    ingest,
+    jobs,
+    queues,
+    stats,
+    stream,
+    workers,
+)
 from .deps import PROVIDE_DB, set_database
 from .errors import EXCEPTION_HANDLERS
 from .logs import access_log_middleware
@@ -130,7 +140,7 @@ def create_app(
         dependencies={"db": PROVIDE_DB},
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[access_log_middleware, nul_guard_middleware],
-        openapi_config=OpenAPIConfig(title="Sluice", version=_version(), path="/schema"),
+        openapi_config=docs.openapi_config("Sluice", _version()),
         # Logging is the process's business (`sluice serve` sets JSON lines); Litestar's
         # default queue-based config would reformat it and drop lines at exit.
         logging_config=None,

@@ -10,6 +10,7 @@ from sluice.service.database import Database
 from sluice.store.blocking import in_thread
 
 from .deps import Db
+from .docs import NO_AUTH
 
 READY_TIMEOUT_S = 2.0
 
@@ -23,12 +24,13 @@ def _ping(db: Database) -> None:
         conn.execute("SELECT 1")
 
 
-@get("/healthz", tags=["health"], summary="The process is up")
+@get("/healthz", tags=["health"], summary="The process is up", security=NO_AUTH)
 async def healthz() -> Health:
     return Health("ok")
 
 
-@get("/readyz", tags=["health"], summary="The database is reachable (else 503)")
+@get("/readyz", tags=["health"], summary="The database is reachable (else 503)",
+     security=NO_AUTH)
 async def readyz(db: Db) -> Health:
     await in_thread(_ping, db)  # a database error answers 503 (errors.py)
     return Health("ready")

@@ -12,7 +12,6 @@ from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import (
     Example,
-    OpenAPIFormat,
     OpenAPIMediaType,
     OpenAPIType,
     Operation,
@@ -21,7 +20,6 @@ from litestar.openapi.spec import (
 )
 from litestar.types import ControllerRouterHandler
 
-from sluice.domain.events import KINDS, written_by_server
 from sluice.service import ingest as conductor
 from sluice.service.database import Database
 from sluice.service.ingest import AppendResult, RejectedItem
@@ -31,6 +29,7 @@ from .auth import Principal, requires
 from .body import MAX_EVENTS, MAX_WIRE_BYTES, body_format, decode_batch, is_gzip, read_body
 from .deps import Db
 from .errors import ApiError, ErrorBody
+from .event_schema import event_schema
 from .logs import note
 
 
@@ -47,33 +46,10 @@ def _process(db: Database, body: bytes, fmt: str, connection_id: str) -> AppendR
     return db.call(conductor.append, connection_id, items)
 
 
-def _event_schema() -> Schema:
-    text, number = Schema(type=OpenAPIType.STRING), Schema(type=OpenAPIType.NUMBER)
-    return Schema(
-        type=OpenAPIType.OBJECT,
-        required=["kind", "timestamp"],
-        properties={
-            "kind": Schema(type=OpenAPIType.STRING,
-                           enum=sorted(k for k in KINDS if not written_by_server(k))),
-            "timestamp": Schema(type=OpenAPIType.NUMBER,
-                                description="source time, seconds since the epoch (UTC)"),
-            "dedup_key": Schema(type=OpenAPIType.STRING,
-                                description="derived from the event's identity when empty"),
-            "connection_id": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.UUID,
-                                    description="if given, must be the key's connection"),
-            "framework": Schema(type=OpenAPIType.STRING, enum=["celery"]),
-            "job_id": text, "hostname": text, "queue": text, "name": text, "clock": number,
-            "extensions": Schema(type=OpenAPIType.OBJECT,
-                                 description="framework fields without a unified column"),
-        },
-        description="A unified event (see sluice.domain.events.Event for every field).",
-    )
-
-
 _BATCH_SCHEMA = Schema(
     type=OpenAPIType.OBJECT,
     required=["events"],
-    properties={"events": Schema(type=OpenAPIType.ARRAY, items=_event_schema(),
+    properties={"events": Schema(type=OpenAPIType.ARRAY, items=event_schema(),
                                  max_items=MAX_EVENTS)},
 )
 

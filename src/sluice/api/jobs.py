@@ -22,6 +22,7 @@ class JobsController(Controller):
     path = "/api/jobs"
     tags = ["jobs"]
     dependencies = {"principal": requires("read")}
+    guards = [_params.known_query]  # unknown parameters and out-of-range values: 400
 
     @get("/", summary="Jobs, newest first, filtered; keyset cursor pagination")
     async def list_jobs(

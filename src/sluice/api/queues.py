@@ -27,6 +27,7 @@ class QueuesController(Controller):
     path = "/api/queues"
     tags = ["queues"]
     dependencies = {"principal": requires("read")}
+    guards = [_params.known_query]  # unknown parameters and out-of-range values: 400
 
     @get("/", summary="Queues: depth, consumers, throughput, wait p50/p95")
     async def list_queues(self, db: Db, principal: Caller) -> QueueList:

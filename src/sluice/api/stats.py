@@ -19,6 +19,7 @@ class StatsController(Controller):
     path = "/api/stats"
     tags = ["stats"]
     dependencies = {"principal": requires("read")}
+    guards = [_params.known_query]  # unknown parameters and out-of-range values: 400
 
     @get("/overview", summary="Counts by state (1 h / 24 h), failure rate, throughput, "
                               "top failing tasks")

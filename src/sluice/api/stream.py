@@ -33,6 +33,7 @@ from litestar.response import Stream
 
 from sluice.api.auth import Principal, requires
 from sluice.api.errors import ApiError, ErrorBody
+from sluice.api.params import known_query
 from sluice.log.event_log import StoredEvent
 from sluice.log.follow import PAGE, Hub, Subscriber, frame, matches
 from sluice.store import keys
@@ -115,6 +116,7 @@ def get_hub(app: Litestar) -> Hub | None:
 
 
 @get("/api/events/stream", dependencies={"principal": requires(SCOPE)}, tags=["events"],
+     guards=[known_query],
      summary="The connection's events as SSE (id = log position; Last-Event-ID resumes)",
      media_type="text/event-stream")
 async def stream_events(

@@ -8,6 +8,7 @@ from litestar.params import FromPath
 
 from sluice.views.workers import reader as store
 
+from . import params as _params
 from .auth import requires
 from .deps import Db
 from .errors import ApiError
@@ -22,6 +23,7 @@ class WorkersController(Controller):
     path = "/api/workers"
     tags = ["workers"]
     dependencies = {"principal": requires("read")}
+    guards = [_params.known_query]  # unknown parameters and out-of-range values: 400
 
     @get("/", summary="Workers: status (online/offline/lost), heartbeat, load, throughput")
     async def list_workers(self, db: Db, principal: Caller) -> WorkerList:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
 import msgspec
 
 from ..domain.accounts import DEFAULT_RETENTION_HOURS, SCOPES
-from .common import fail, migrated_db, print_json
+from .common import COMMON, fail, migrated_db, print_json
 
 # connections ---------------------------------------------------------------------------------
 
@@ -29,19 +30,43 @@ def _hours(value: str) -> int:
     return number
 
 
+FIRST_KEY_SCOPES = ("ingest", "read")  # what the SDK, the agent and the dashboard need
+DEFAULT_ENDPOINT = "http://127.0.0.1:8000"
+
+
+def first_key_scopes(args: argparse.Namespace) -> list[str]:
+    """ingest and read, unless --scope says otherwise; --admin gives every scope."""
+    if args.admin:
+        return list(SCOPES)
+    return list(dict.fromkeys(args.scope)) if args.scope else list(FIRST_KEY_SCOPES)
+
+
 def cmd_connections_create(args: argparse.Namespace) -> int:
     from sluice.store import connections, keys
 
-    with migrated_db() as conn, conn.transaction():
-        cid = connections.create_connection(
-            conn, args.name, daily_limit=args.daily_limit, retention_hours=args.retention_hours)
-        key = keys.create_key(conn, cid, args.scope, name="first key")
+    scopes = first_key_scopes(args)
+    try:
+        with migrated_db() as conn, conn.transaction():
+            cid = connections.create_connection(
+                conn, args.name, daily_limit=args.daily_limit,
+                retention_hours=args.retention_hours)
+            key = keys.create_key(conn, cid, scopes, name="first key")
+    except connections.NameTaken as exc:
+        return fail(f"a connection named {exc.name!r} exists already (id {exc.existing_id}); "
+                    "choose another name, or mint a key for it with "
+                    f"`sluice keys create --connection {exc.existing_id} --scope ingest "
+                    "--scope read`")
     if args.json:
         print_json({"connection_id": cid, "api_key": key.api_key})
-    else:
-        print(f"connection_id: {cid}")
-        print(f"api_key:       {key.api_key}")
-        print("(the key is shown only this once; store it now)", file=sys.stderr)
+        return 0
+    endpoint = args.endpoint.rstrip("/")
+    print(f"# Sluice connection {args.name!r}; first key's scopes: {', '.join(key.scopes)}")
+    print("# For your workers and producers (sluice.init()) and `sluice agent`:")
+    print(f"export SLUICE_API_KEY={key.api_key}")
+    print(f"export SLUICE_CONNECTION_ID={cid}")
+    print(f"export SLUICE_ENDPOINT={endpoint}")
+    print(f"# Dashboard: {endpoint}/#key={key.api_key}")
+    print("(the key is shown only this once; store it now)", file=sys.stderr)
     return 0
 
 
@@ -134,7 +159,8 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
 def add_commands(sub: Any) -> None:
     conns = sub.add_parser("connections", help="create and list connections")
     csub = conns.add_subparsers(dest="connections_command", required=True)
-    p = csub.add_parser("create", help="create a connection and print its first API key")
+    p = csub.add_parser("create", parents=[COMMON],
+                        help="create a connection and print its first API key")
     p.add_argument("name")
     p.add_argument("--json", action="store_true", help='print {"connection_id", "api_key"}')
     p.add_argument("--daily-limit", type=_limit, default=None, metavar="N",
@@ -143,12 +169,20 @@ def add_commands(sub: Any) -> None:
                    default=DEFAULT_RETENTION_HOURS, metavar="H",
                    help="keep events and read models this long (default: 168 = 7 days)")
     p.add_argument("--scope", action="append", choices=SCOPES,
-                   help="scope of the first key (repeatable; default: all)")
+                   help="scope of the first key (repeatable; default: ingest and read)")
+    p.add_argument("--admin", action="store_true",
+                   help="give the first key every scope, admin included")
+    p.add_argument("--endpoint", default=os.environ.get("SLUICE_ENDPOINT", DEFAULT_ENDPOINT),
+                   metavar="URL", help="the server's base URL, for the printed settings and "
+                                       "dashboard link (default: SLUICE_ENDPOINT, else "
+                                       f"{DEFAULT_ENDPOINT})")
     p.set_defaults(func=cmd_connections_create)
-    p = csub.add_parser("list", help="list connections with quota, usage today and retention")
+    p = csub.add_parser("list", parents=[COMMON],
+                        help="list connections with quota, usage today and retention")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_connections_list)
-    p = csub.add_parser("set", help="change a connection's daily limit or retention")
+    p = csub.add_parser("set", parents=[COMMON],
+                        help="change a connection's daily limit or retention")
     p.add_argument("connection_id")
     p.add_argument("--daily-limit", type=_limit, default=msgspec.UNSET, metavar="N|none")
     p.add_argument("--retention-hours", type=_hours, default=None, metavar="H")
@@ -159,17 +193,17 @@ def add_commands(sub: Any) -> None:
 
     keyp = sub.add_parser("keys", help="create, list and revoke API keys")
     ksub = keyp.add_subparsers(dest="keys_command", required=True)
-    p = ksub.add_parser("create", help="mint an API key (shown once)")
+    p = ksub.add_parser("create", parents=[COMMON], help="mint an API key (shown once)")
     p.add_argument("--connection", required=True, metavar="ID")
     p.add_argument("--scope", action="append", choices=SCOPES,
                    help="repeatable; default: all scopes")
     p.add_argument("--name", default=None, help="a label for listings")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_keys_create)
-    p = ksub.add_parser("list", help="list a connection's keys (prefixes only)")
+    p = ksub.add_parser("list", parents=[COMMON], help="list a connection's keys (prefixes only)")
     p.add_argument("--connection", required=True, metavar="ID")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_keys_list)
-    p = ksub.add_parser("revoke", help="revoke a key at once")
+    p = ksub.add_parser("revoke", parents=[COMMON], help="revoke a key at once")
     p.add_argument("key_id")
     p.set_defaults(func=cmd_keys_revoke)

@@ -1,7 +1,9 @@
-"""What the commands share: the database they work on, JSON output, failures, progress."""
+"""What the commands share: options, the database they work on, JSON output, failures,
+progress."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +17,24 @@ if TYPE_CHECKING:
 
 _ENC = msgspec.json.Encoder()
 
+# Options every sub-command also takes after its name (`sluice serve --data-dir D`); SUPPRESS
+# keeps an absent one from overriding the same option given before the command.
+COMMON = argparse.ArgumentParser(add_help=False)
+COMMON.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                    help="debug logging, and the embedded PostgreSQL's own output")
+COMMON.add_argument("--data-dir", default=argparse.SUPPRESS, metavar="DIR",
+                    help="data directory (default: SLUICE_DATA_DIR, else the user's data dir)")
+
+
+def database() -> str:
+    """The database's URL, starting the embedded one if that is it; says on stderr which
+    database it is (stdout stays for the command's output, JSON included)."""
+    from sluice.store.db import database_url, describe_database
+
+    url = database_url()
+    print(f"sluice: database: {describe_database()}", file=sys.stderr, flush=True)
+    return url
+
 
 @contextmanager
 def migrated_db() -> Iterator[psycopg.Connection]:
@@ -22,10 +42,9 @@ def migrated_db() -> Iterator[psycopg.Connection]:
     import psycopg
 
     from sluice.store import partitions
-    from sluice.store.db import database_url
     from sluice.store.migrations import migrate
 
-    with psycopg.connect(database_url(), autocommit=True) as conn:
+    with psycopg.connect(database(), autocommit=True) as conn:
         migrate(conn)
         partitions.ensure_window(conn)
         yield conn

@@ -7,17 +7,16 @@ import datetime as dt
 import sys
 from typing import Any
 
-from .common import fail, migrated_db, print_json, progress_bar
+from .common import COMMON, database, fail, migrated_db, print_json, progress_bar
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     import psycopg
 
     from sluice.store import partitions
-    from sluice.store.db import database_url
     from sluice.store.migrations import migrate
 
-    with psycopg.connect(database_url(), autocommit=True) as conn:
+    with psycopg.connect(database(), autocommit=True) as conn:
         applied = migrate(conn)
         partitions.ensure_window(conn)
     print("applied: " + ", ".join(applied) if applied else "database is up to date")
@@ -74,13 +73,15 @@ def _days(value: str) -> float:
 
 
 def add_commands(sub: Any) -> None:
-    p = sub.add_parser("migrate", help="apply database migrations")
+    p = sub.add_parser("migrate", parents=[COMMON], help="apply database migrations")
     p.set_defaults(func=cmd_migrate)
-    p = sub.add_parser("replay", help="rebuild read models from the event log (ingest goes on)")
+    p = sub.add_parser("replay", parents=[COMMON],
+                       help="rebuild read models from the event log (ingest goes on)")
     p.add_argument("--view", action="append", metavar="NAME",
                    help="only this read model (repeatable; default: all)")
     p.set_defaults(func=cmd_replay)
-    p = sub.add_parser("purge", help="remove traffic older than each connection's retention; "
+    p = sub.add_parser("purge", parents=[COMMON],
+                       help="remove traffic older than each connection's retention; "
                                      "with --system-older-than-days, the system stream's")
     p.add_argument("--json", action="store_true")
     p.add_argument("--system-older-than-days", type=_days, default=None, metavar="DAYS",

@@ -12,6 +12,8 @@ import threading
 import time
 from typing import Any
 
+from .common import COMMON
+
 GRACEFUL_SHUTDOWN_S = 30
 # `serve --workers N`: the master's pid, for its workers to notice when it is gone.
 MASTER_PID_ENV = "SLUICE_SERVE_MASTER_PID"
@@ -51,33 +53,55 @@ def served_app() -> Any:
     return create_app(database_url=database_url())
 
 
+class Stopped(Exception):
+    """SIGTERM arrived: end like Ctrl-C does, through the `finally` that stops what we
+    started."""
+
+
+def _stop_on_sigterm(signum: int, frame: Any) -> None:
+    raise Stopped
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from sluice.api.http_protocol import NoDelayHTTPProtocol
-    from sluice.store.db import database_url
+    from sluice.store.db import stop_embedded
+
+    from .common import database
 
     if getattr(args, "verbose", False):
         os.environ["SLUICE_DEBUG"] = "1"
     workers = max(1, args.workers)
-    if workers > 1:
-        # Worker processes resolve the database themselves: pin it (embedded included) once.
-        os.environ["SLUICE_DATABASE_URL"] = database_url()
-        os.environ[MASTER_PID_ENV] = str(os.getpid())
-    uvicorn.run(
-        served_app() if workers == 1 else "sluice.cli.server:served_app",
-        factory=workers > 1,
-        workers=workers if workers > 1 else None,
-        host=args.host,
-        port=args.port,
-        http=NoDelayHTTPProtocol,  # uvicorn's, minus Nagle's ~40 ms per kept-alive request
-        log_config=None,  # JSON lines from our handler instead of uvicorn's formats
-        access_log=False,  # the app writes one structured line per request
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,  # in-flight batches finish first
-        lifespan="on",
-    )
+    # uvicorn stops gracefully on SIGTERM/SIGINT, then raises the signal again once its own
+    # handlers are gone: with Python's default SIGTERM handler the process would die there,
+    # before any exit hook, and leave the embedded PostgreSQL running.
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        # Started here (if embedded), and pinned for --workers processes, which would
+        # otherwise resolve it themselves.
+        os.environ["SLUICE_DATABASE_URL"] = database()
+        if workers > 1:
+            os.environ[MASTER_PID_ENV] = str(os.getpid())
+        uvicorn.run(
+            served_app() if workers == 1 else "sluice.cli.server:served_app",
+            factory=workers > 1,
+            workers=workers if workers > 1 else None,
+            host=args.host,
+            port=args.port,
+            http=NoDelayHTTPProtocol,  # uvicorn's, minus Nagle's ~40 ms per kept-alive request
+            log_config=None,  # JSON lines from our handler instead of uvicorn's formats
+            access_log=False,  # the app writes one structured line per request
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,  # in-flight batches finish first
+            lifespan="on",
+        )
+    except (KeyboardInterrupt, Stopped):
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut this short
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        stop_embedded()  # the database last: the app closed its pool at shutdown
     return 0
-
 
 
 
@@ -134,14 +158,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: Any) -> None:
-    p = sub.add_parser("serve", help="run the API server (applies migrations at start)")
+    p = sub.add_parser("serve", parents=[COMMON],
+                       help="run the API server (applies migrations at start)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1,
                    help="server processes (appends serialize in PostgreSQL; decoding, "
                         "validation and folding spread over CPUs)")
     p.set_defaults(func=cmd_serve)
-    p = sub.add_parser("agent", help="collect Celery events and queue depths from a broker")
+    p = sub.add_parser("agent", parents=[COMMON],
+                       help="collect Celery events and queue depths from a broker")
     p.add_argument("--broker", default=os.environ.get("SLUICE_BROKER_URL"),
                    help="redis://... or amqp://... (default: SLUICE_BROKER_URL)")
     p.add_argument("--metrics-port", type=int, default=None,
@@ -167,7 +193,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--max-arg-size", type=int, default=1024, metavar="N",
                    help="with --capture-args: cut each value at N characters")
     p.set_defaults(func=cmd_agent)
-    p = sub.add_parser("demo", help="embedded stack + real Celery workers + live dashboard")
+    p = sub.add_parser("demo", parents=[COMMON],
+                       help="embedded stack + real Celery workers + live dashboard")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--duration", type=float, default=None,
                    help="stop after this many seconds (default: until Ctrl-C)")

@@ -23,10 +23,12 @@ from typing import Any
 import psycopg
 
 from sluice.store import connections, keys, partitions
-from sluice.store.db import data_dir, database_url
+from sluice.store.db import data_dir, database_url, describe_database, stop_embedded
 from sluice.store.migrations import migrate
 
 log = logging.getLogger("sluice.demo")
+STOP_TIMEOUT_S = 15.0  # a component that takes longer to stop is killed
+AGENT_GRACE_S = 1.0  # for the agent to read the workers' last events before it stops
 
 
 def free_port() -> int:
@@ -58,7 +60,9 @@ def demo_credentials(url: str, directory: Path) -> tuple[str, str]:
             creds = json.loads(saved.read_text())
             if connections.get_connection(conn, creds["connection_id"]) is not None:
                 return creds["connection_id"], creds["api_key"]
-        connection_id = connections.create_connection(conn, "demo")
+        # its key is lost with the file: the connection stays, with a new key
+        connection_id = (connections.find_by_name(conn, "demo")
+                         or connections.create_connection(conn, "demo"))
         key = keys.create_key(conn, connection_id, name="demo")  # every scope
     saved.write_text(json.dumps({"connection_id": connection_id, "api_key": key.api_key}))
     saved.chmod(0o600)
@@ -76,29 +80,39 @@ def _wait_http(url: str, timeout: float) -> None:
 
 
 class Children:
-    """Subprocesses of the demo, stopped together (TERM, then KILL)."""
+    """Subprocesses of the demo, each in its own process group, stopped in the order asked."""
 
     def __init__(self) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self, args: list[str], env: dict[str, str], log_file: Path) -> None:
+    def start(self, args: list[str], env: dict[str, str], log_file: Path
+              ) -> subprocess.Popen[bytes]:
         out = log_file.open("ab")
-        self.procs.append(subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                           start_new_session=True))
+        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.procs.append(proc)
+        return proc
 
     def alive(self) -> bool:
         return all(p.poll() is None for p in self.procs)
 
-    def stop(self) -> None:
-        for p in reversed(self.procs):
+    def stop(self, procs: list[subprocess.Popen[bytes]], timeout: float = STOP_TIMEOUT_S
+             ) -> None:
+        """TERM these together (their whole process groups: a worker's pool children too),
+        wait for them, KILL what is left at the deadline."""
+        for p in procs:
             if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for p in reversed(self.procs):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(p.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for p in procs:
             try:
                 p.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
+                log.warning("pid %d did not stop within %.0f s; killing it", p.pid, timeout)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)  # strays left in its group, if any
+            p.wait()
 
 
 def produce(stop: threading.Event, rate: float) -> Iterator[str]:
@@ -143,6 +157,7 @@ def run_demo(port: int = 8000, duration: float | None = None, rate: float = 4.0,
     home.mkdir(parents=True, exist_ok=True)
     print(f"sluice demo: data in {home}", flush=True)
     url = database_url()
+    print(f"sluice demo: database: {describe_database()}", flush=True)
     connection_id, api_key = demo_credentials(url, home)
     redis_server, broker = start_redis(home / "redis")
     endpoint = f"http://127.0.0.1:{port}"
@@ -150,18 +165,23 @@ def run_demo(port: int = 8000, duration: float | None = None, rate: float = 4.0,
            "SLUICE_API_KEY": api_key, "SLUICE_CONNECTION_ID": connection_id,
            "SLUICE_DEMO_BROKER": broker, "PYTHONUNBUFFERED": "1"}
     children = Children()
+    server: list[subprocess.Popen[bytes]] = []
+    agent: list[subprocess.Popen[bytes]] = []
+    celery_workers: list[subprocess.Popen[bytes]] = []
     stop = threading.Event()
     try:
-        children.start([sys.executable, "-m", "sluice.cli", "serve", "--port", str(port)],
-                       env, home / "serve.log")
+        server.append(children.start(
+            [sys.executable, "-m", "sluice.cli", "serve", "--port", str(port)],
+            env, home / "serve.log"))
         _wait_http(f"{endpoint}/healthz", 60)
-        children.start([sys.executable, "-m", "sluice.cli", "agent", "--broker", broker],
-                       env, home / "agent.log")
+        agent.append(children.start(
+            [sys.executable, "-m", "sluice.cli", "agent", "--broker", broker],
+            env, home / "agent.log"))
         for n in range(workers):
-            children.start(
+            celery_workers.append(children.start(
                 [sys.executable, "-m", "celery", "-A", "sluice.demo.tasks", "worker",
                  "-Q", "default,emails,reports", "-c", "2", "-n", f"shop{n + 1}@%h",
-                 "--loglevel", "INFO"], env, home / f"worker{n + 1}.log")
+                 "--loglevel", "INFO"], env, home / f"worker{n + 1}.log"))
         os.environ.update({k: env[k] for k in ("SLUICE_ENDPOINT", "SLUICE_API_KEY",
                                                 "SLUICE_CONNECTION_ID", "SLUICE_DEMO_BROKER")})
         print(f"\n  Dashboard: {endpoint}/#key={api_key}\n", flush=True)
@@ -186,10 +206,29 @@ def run_demo(port: int = 8000, duration: float | None = None, rate: float = 4.0,
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stop.set()
-        with contextlib.suppress(Exception):
-            from sluice.sdk import runtime
+        shutdown(children, celery_workers, agent, server, redis_server)
 
-            runtime.flush(5.0)  # this process's task-sent events, before the API stops
-        children.stop()
-        redis_server.shutdown()
-        shutil.rmtree(Path(redis_server.redis_dir), ignore_errors=True)
+
+def shutdown(children: Children, celery_workers: list[subprocess.Popen[bytes]],
+             agent: list[subprocess.Popen[bytes]], server: list[subprocess.Popen[bytes]],
+             redis_server: Any) -> None:
+    """Stop in the order events flow, so nothing sent is lost: this process's producer
+    (flushes its task-sent events), the workers (their SDK flushes, worker-offline is
+    published), the agent once it has read those (it flushes), the server, then the
+    databases."""
+    print("sluice demo: stopping", flush=True)
+    with contextlib.suppress(Exception):
+        from sluice.sdk import runtime
+
+        runtime.flush(5.0)
+    children.stop(celery_workers)
+    if agent and agent[0].poll() is None:
+        time.sleep(AGENT_GRACE_S)  # the workers' last events are on their way to it
+    children.stop(agent)
+    children.stop(server)
+    children.stop(children.procs)  # anything not named above
+    with contextlib.suppress(Exception):
+        stop_embedded()
+    with contextlib.suppress(Exception):
+        redis_server.shutdown(nosave=True)
+    shutil.rmtree(Path(redis_server.redis_dir), ignore_errors=True)

@@ -200,7 +200,10 @@ def init(
 
 
 def stats() -> dict[str, int]:
-    """The transport's counters in this process (empty before init)."""
+    """This process's counters (empty before init): submitted, sent, duplicates, rejected,
+    dropped (dropped_overflow and invalid among them), buffered, failed_attempts, batches;
+    the README's "The SDK's counters" says what each counts. The server's reason for a
+    rejection is logged once per distinct reason (logger `sluice.transport`)."""
     rt = _runtime
     return rt.transport.stats() if rt is not None else {}
 

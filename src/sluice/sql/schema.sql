@@ -27,7 +27,8 @@ CREATE TABLE connections (
     retention_hours integer NOT NULL DEFAULT 168 CHECK (retention_hours > 0),
     -- keep task arguments and results: ingest drops them from every source's events
     -- before the log unless this is on
-    capture_args    boolean NOT NULL DEFAULT false
+    capture_args    boolean NOT NULL DEFAULT false,
+    CONSTRAINT connections_name_key UNIQUE (name)  -- one connection per name
 );
 
 -- Keys are stored as SHA-256 hashes only, looked up by hash on every request and revoked by

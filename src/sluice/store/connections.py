@@ -42,6 +42,15 @@ def is_uuid(value: str) -> bool:
     return True
 
 
+class NameTaken(Exception):
+    """A connection of that name exists already (names are unique)."""
+
+    def __init__(self, name: str, existing_id: str | None) -> None:
+        super().__init__(f"a connection named {name!r} exists already")
+        self.name = name
+        self.existing_id = existing_id
+
+
 def create_connection(
     conn: psycopg.Connection,
     name: str,
@@ -50,13 +59,27 @@ def create_connection(
     daily_limit: int | None = None,
     retention_hours: int = DEFAULT_RETENTION_HOURS,
 ) -> str:
-    """Create a connection (no quota by default) and return its id."""
+    """Create a connection (no quota by default) and return its id; NameTaken if the name
+    is in use."""
     cid = connection_id or str(uuid.uuid4())
-    conn.execute(
-        Q["create_connection"],
-        {"id": cid, "name": name, "daily_limit": daily_limit, "retention_hours": retention_hours},
-    )
+    try:
+        with conn.transaction():  # a savepoint inside a caller's transaction
+            conn.execute(
+                Q["create_connection"],
+                {"id": cid, "name": name, "daily_limit": daily_limit,
+                 "retention_hours": retention_hours},
+            )
+    except psycopg.errors.UniqueViolation as exc:
+        if exc.diag.constraint_name != "connections_name_key":
+            raise
+        raise NameTaken(name, find_by_name(conn, name)) from None
     return cid
+
+
+def find_by_name(conn: psycopg.Connection, name: str) -> str | None:
+    """The id of the connection with this name, if any."""
+    row = conn.execute(Q["find_by_name"], {"name": name}).fetchone()
+    return str(row[0]) if row else None
 
 
 def list_connections(conn: psycopg.Connection, today: dt.date | None = None) -> list[Connection]:

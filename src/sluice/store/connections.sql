@@ -11,6 +11,9 @@ FROM connections c
 LEFT JOIN usage_daily u ON u.connection_id = c.id AND u.day = %(today)s
 ORDER BY c.created_at, c.id
 
+-- name: find_by_name
+SELECT id::text FROM connections WHERE name = %(name)s
+
 -- name: get_connection
 SELECT id::text AS id, name, created_at, daily_limit, retention_hours, capture_args
 FROM connections WHERE id = %(id)s

@@ -1,4 +1,6 @@
-"""Where the database is: SLUICE_DATABASE_URL, else an embedded PostgreSQL (pgserver)."""
+"""Where the database is: SLUICE_DATABASE_URL, else an embedded PostgreSQL (pgserver) in the
+data directory: SLUICE_DATA_DIR, else the user's data directory (the same from any working
+directory, so every command finds the one database)."""
 
 from __future__ import annotations
 
@@ -32,17 +34,33 @@ EMBEDDED_SETTINGS: dict[str, str] = {
 }
 
 
+APP_NAME = "sluice"
+
+
 def data_dir() -> Path:
-    """SLUICE_DATA_DIR, else ./.sluice (created on demand)."""
-    path = Path(os.environ.get("SLUICE_DATA_DIR") or Path.cwd() / ".sluice").resolve()
+    """SLUICE_DATA_DIR, else the platform's per-user data directory (~/.local/share/sluice
+    on Linux, ~/Library/Application Support/sluice on macOS); created on demand."""
+    configured = os.environ.get("SLUICE_DATA_DIR")
+    if configured:
+        path = Path(configured).expanduser()
+    else:
+        import platformdirs
+
+        path = Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+    path = path.resolve()
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def embedded_dir() -> Path:
+    """Where the embedded PostgreSQL keeps its files."""
+    return data_dir() / "pg"
 
 
 def embedded_url(directory: Path | None = None, *, delete_on_exit: bool = False) -> str:
     """Start (once per process) a private PostgreSQL under the data dir and return its URL.
     It stops when the process exits (and its files go too with `delete_on_exit`)."""
-    pgdata = (directory or data_dir() / "pg").resolve()
+    pgdata = (directory or embedded_dir()).resolve()
     with _lock:
         server = _embedded.get(pgdata)
         if server is None:
@@ -51,7 +69,8 @@ def embedded_url(directory: Path | None = None, *, delete_on_exit: bool = False)
                 import pgserver.postgres_server
 
                 pgdata.mkdir(parents=True, exist_ok=True)
-                log.info("starting embedded PostgreSQL in %s", pgdata)
+                log.debug("starting embedded PostgreSQL in %s", pgdata)
+                _forget_dead_handles(pgdata)
                 server = pgserver.postgres_server.get_server(
                     pgdata, cleanup_mode="delete" if delete_on_exit else "stop")
             _tune(str(server.get_uri()))
@@ -75,14 +94,52 @@ def _tune(url: str) -> None:
             conn.execute(Q["reload_conf"])
 
 
-def stop_embedded(directory: Path) -> None:
-    """Stop now, not at exit, the embedded server this process started in `directory` (and
-    delete its files if it was started with `delete_on_exit`): for callers that remove the
-    directory themselves, which must not happen under a running server."""
+def _forget_dead_handles(pgdata: Path) -> None:
+    """pgserver stops a server when its last user exits, counting users by pid in a file of
+    the data directory. A process killed before its exit hooks ran stays listed forever and
+    the server would never stop: drop the pids of processes that are gone."""
+    import psutil
+    from pgserver.postgres_server import PostgresServer
+    from pgserver.utils import DiskList
+
+    handles = DiskList(pgdata / ".handle_pids.json")
+    with PostgresServer._lock:
+        try:
+            pids = handles.get()
+        except (OSError, ValueError):
+            pids = []
+        alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
+        if alive != pids:
+            handles.put(alive)
+
+
+def stop_embedded(directory: Path | None = None) -> None:
+    """Stop now, not at exit, the embedded server this process started in `directory`
+    (default: the data directory's), unless another live process still uses it (the last one
+    stops it); its files go too if it was started with `delete_on_exit`. For `serve` on a
+    signal, and for callers that remove the directory themselves, which must not happen
+    under a running server."""
+    pgdata = (directory or embedded_dir()).resolve()
     with _lock:
-        server = _embedded.pop(directory.resolve(), None)
+        server = _embedded.pop(pgdata, None)
     if server is not None:
+        _forget_dead_handles(pgdata)
         server.cleanup()
+
+
+def describe_database() -> str:
+    """Which database the commands of this process use, for people (no password)."""
+    url = os.environ.get("SLUICE_DATABASE_URL")
+    if not url:
+        return f"embedded PostgreSQL in {embedded_dir()}"
+    try:
+        parts = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "SLUICE_DATABASE_URL (unparsable)"
+    host, port, name = parts.get("host") or "localhost", parts.get("port"), parts.get("dbname")
+    user = f"{parts['user']}@" if parts.get("user") else ""
+    return (f"postgresql://{user}{host}{':' + str(port) if port else ''}/{name or ''} "
+            "(SLUICE_DATABASE_URL)")
 
 
 Database = tuple[str, int, str]  # host, port, database name

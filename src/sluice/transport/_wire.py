@@ -20,6 +20,7 @@ _MAX_RETRY_AFTER_S: Final = 600.0
 class RejectedItem(msgspec.Struct):
     index: int
     reason: str = ""
+    field: str | None = None
 
 
 class IngestAnswer(msgspec.Struct):

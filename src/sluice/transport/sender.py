@@ -35,6 +35,7 @@ from ._wire import (
     gzip_body,
     retry_after_seconds,
 )
+from .rejections import RejectionLog
 
 logger = logging.getLogger("sluice.transport")
 
@@ -106,6 +107,7 @@ class Transport:
         self._hostname = hostname or socket.gethostname()
         self._prepare = prepare
         self._logged_statuses: set[int] = set()
+        self._rejections = RejectionLog(logger)
         self._started_before_fork = False
         self._reset()
         _LIVE.add(self)
@@ -428,6 +430,8 @@ class Transport:
 
     def _on_success(self, part: _Chunk, body: bytes) -> None:
         answer = decode_answer(body)
+        if answer and answer.rejected:
+            self._rejections.note(answer.rejected)
         rejected = len(answer.rejected) if answer else 0
         if answer and part.report:
             # the report itself is at index 0; it is not a user event
