@@ -26,7 +26,7 @@ def test_repeated_names_are_told_apart_then_refused(bare_db: psycopg.Connection)
                      (cid, t0 + dt.timedelta(minutes=n)))
     conn.execute("INSERT INTO connections (id, name) VALUES (%s, 'prod')", (uuid.uuid4(),))
 
-    assert migrations.migrate(conn) == ["0008_connection_name_unique"]
+    assert migrations.migrate(conn) == ["0009_connection_name_unique"]
     names = dict(conn.execute("SELECT id, name FROM connections").fetchall())
     assert names[ids[0]] == "demo"  # the first created keeps it
     assert names[ids[1]] == f"demo ({ids[1]})"
