@@ -29,12 +29,25 @@ def _hours(value: str) -> int:
     return number
 
 
+def _url(value: str) -> str | None:
+    """A broker / result backend URL; 'none' or '' clears it. Errors never echo it."""
+    from ..domain.urls import check_url
+
+    if value.strip().lower() in ("", "none"):
+        return None
+    reason = check_url(value)
+    if reason is not None:
+        raise argparse.ArgumentTypeError(reason)
+    return value
+
+
 def cmd_connections_create(args: argparse.Namespace) -> int:
     from sluice.store import connections, keys
 
     with migrated_db() as conn, conn.transaction():
         cid = connections.create_connection(
-            conn, args.name, daily_limit=args.daily_limit, retention_hours=args.retention_hours)
+            conn, args.name, daily_limit=args.daily_limit, retention_hours=args.retention_hours,
+            broker_url=args.broker, result_backend_url=args.result_backend)
         key = keys.create_key(conn, cid, args.scope, name="first key")
     if args.json:
         print_json({"connection_id": cid, "api_key": key.api_key})
@@ -69,10 +82,15 @@ def cmd_connections_set(args: argparse.Namespace) -> int:
         changes["daily_limit"] = args.daily_limit
     if args.retention_hours is not None:
         changes["retention_hours"] = args.retention_hours
-    if not changes:
-        return fail("nothing to change: give --daily-limit and/or --retention-hours")
+    broker = {k: v for k, v in (("broker_url", args.broker),
+                                ("result_backend_url", args.result_backend))
+              if v is not msgspec.UNSET}
+    if not changes and not broker:
+        return fail("nothing to change: give --daily-limit, --retention-hours, --broker "
+                    "and/or --result-backend")
     with migrated_db() as conn:
-        if not connections.set_limits(conn, args.connection_id, **changes):
+        if not connections.set_limits(conn, args.connection_id, **changes) or (
+                broker and not connections.set_broker(conn, args.connection_id, **broker)):
             return fail(f"no connection {args.connection_id}")
     print("updated")
     return 0
@@ -128,6 +146,15 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
 
 # wiring --------------------------------------------------------------------------------------
 
+def _broker_options(p: argparse.ArgumentParser, default: Any) -> None:
+    p.add_argument("--broker", type=_url, default=default, metavar="URL",
+                   help="the Celery broker commands act on (a secret: never shown back; "
+                        "'none' clears it)")
+    p.add_argument("--result-backend", type=_url, default=default, metavar="URL",
+                   help="the Celery result backend, where retries find task arguments "
+                        "(result_extended)")
+
+
 def add_commands(sub: Any) -> None:
     conns = sub.add_parser("connections", help="create and list connections")
     csub = conns.add_subparsers(dest="connections_command", required=True)
@@ -141,6 +168,7 @@ def add_commands(sub: Any) -> None:
                    help="keep events and read models this long (default: 168 = 7 days)")
     p.add_argument("--scope", action="append", choices=SCOPES,
                    help="scope of the first key (repeatable; default: all)")
+    _broker_options(p, None)
     p.set_defaults(func=cmd_connections_create)
     p = csub.add_parser("list", help="list connections with quota, usage today and retention")
     p.add_argument("--json", action="store_true")
@@ -149,6 +177,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("connection_id")
     p.add_argument("--daily-limit", type=_limit, default=msgspec.UNSET, metavar="N|none")
     p.add_argument("--retention-hours", type=_hours, default=None, metavar="H")
+    _broker_options(p, msgspec.UNSET)
     p.set_defaults(func=cmd_connections_set)
 
     keyp = sub.add_parser("keys", help="create, list and revoke API keys")

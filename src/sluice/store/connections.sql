@@ -1,6 +1,7 @@
 -- name: create_connection
-INSERT INTO connections (id, name, daily_limit, retention_hours)
-VALUES (%(id)s, %(name)s, %(daily_limit)s, %(retention_hours)s)
+INSERT INTO connections (id, name, daily_limit, retention_hours, broker_url, result_backend_url)
+VALUES (%(id)s, %(name)s, %(daily_limit)s, %(retention_hours)s, %(broker_url)s,
+        %(result_backend_url)s)
 
 -- name: list_connections
 SELECT c.id::text, c.name, c.created_at, c.daily_limit, c.retention_hours,
@@ -20,3 +21,17 @@ UPDATE connections SET daily_limit = %(daily_limit)s WHERE id = %(id)s
 
 -- name: set_retention_hours
 UPDATE connections SET retention_hours = %(retention_hours)s WHERE id = %(id)s
+
+-- name: get_broker
+SELECT broker_url, result_backend_url, executor_seen_at FROM connections WHERE id = %(id)s
+
+-- name: set_broker_url
+UPDATE connections SET broker_url = %(url)s WHERE id = %(id)s
+
+-- name: set_result_backend_url
+UPDATE connections SET result_backend_url = %(url)s WHERE id = %(id)s
+
+-- name: executor_seen
+-- At most one write a second per connection, however often executors poll.
+UPDATE connections SET executor_seen_at = now()
+WHERE id = %(id)s AND (executor_seen_at IS NULL OR executor_seen_at < now() - interval '1 second')

@@ -1,0 +1,89 @@
+"""Helpers for the command tests: a Redis broker (SLUICE_TEST_REDIS_URL, else a private
+redis-server), connections with a broker and keys, jobs put in a given state, polling."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+
+from sluice.domain.events import Event
+from sluice.store import connections, keys
+from tests.integration.agent_support import RedisServer
+from tests.integration.reads_support import ev, job
+
+
+@contextmanager
+def redis_broker() -> Iterator[str]:
+    """A Redis URL for a test: the configured one (tests use their own queue names on it),
+    else a private redis-server of this test."""
+    url = os.environ.get("SLUICE_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    server = RedisServer()
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.close()
+
+
+def operator(url: str, name: str = "ops", *, broker_url: str | None = None,
+             result_backend_url: str | None = None,
+             scopes: tuple[str, ...] = ("ingest", "read", "operate")
+             ) -> tuple[str, dict[str, str]]:
+    """A connection (with this broker) and the headers of a key with these scopes."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        cid = connections.create_connection(conn, name, broker_url=broker_url,
+                                            result_backend_url=result_backend_url)
+        key = keys.create_key(conn, cid, scopes=list(scopes))
+    return cid, {"Authorization": f"Bearer {key.api_key}"}
+
+
+def key_headers(url: str, cid: str, *scopes: str) -> dict[str, str]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        key = keys.create_key(conn, cid, scopes=list(scopes))
+    return {"Authorization": f"Bearer {key.api_key}"}
+
+
+def job_in_state(state: str, job_id: str | None = None, **extra: Any) -> tuple[str, list[Event]]:
+    """(job id, events that leave a job in `state`)."""
+    jid = job_id or f"{state}-{uuid.uuid4()}"
+    t0 = time.time() - 30
+    if state == "unknown":
+        return jid, []
+    if state == "queued":
+        return jid, job(jid, t0, outcome=None, **extra)
+    if state == "scheduled":
+        return jid, job(jid, t0, outcome=None, eta="2999-01-01T00:00:00+00:00", **extra)
+    if state == "active":
+        return jid, job(jid, t0, outcome="job.started", **extra)
+    if state == "completed":
+        return jid, job(jid, t0, **extra)
+    if state == "failed":
+        return jid, job(jid, t0, outcome="job.failed", **extra)
+    if state == "retrying":
+        return jid, job(jid, t0, outcome="job.retried", **extra)
+    if state == "cancelled":
+        return jid, [*job(jid, t0, outcome=None, **extra),
+                     ev("job.revoked", t0 + 1, job_id=jid, hostname="w1@host")]
+    raise ValueError(state)
+
+
+def wait_for(fetch: Callable[[], Any], ok: Callable[[Any], bool], timeout: float = 20.0,
+             step: float = 0.1) -> Any:
+    """Poll `fetch` until `ok` holds of its value; that value (AssertionError on timeout)."""
+    deadline = time.monotonic() + timeout
+    value = fetch()
+    while not ok(value):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting; last value: {value!r}")
+        time.sleep(step)
+        value = fetch()
+    return value
