@@ -4,17 +4,22 @@ redis-server), connections with a broker and keys, jobs put in a given state, po
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from sluice.domain.events import Event
 from sluice.store import connections, keys
-from tests.integration.agent_support import RedisServer
+from tests.integration.agent_support import TESTS, RedisServer
 from tests.integration.reads_support import ev, job
 
 
@@ -87,3 +92,46 @@ def wait_for(fetch: Callable[[], Any], ok: Callable[[Any], bool], timeout: float
         time.sleep(step)
         value = fetch()
     return value
+
+
+class Worker:
+    def __init__(self, proc: subprocess.Popen[bytes], log_path: str, hostname: str) -> None:
+        self.proc = proc
+        self.log_path = log_path
+        self.hostname = hostname
+
+    def log(self) -> str:
+        return Path(self.log_path).read_text(errors="replace")[-4000:]
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # the pool's children too
+            self.proc.wait(10)
+
+
+@contextmanager
+def command_worker(broker_url: str, prefix: str, hostname: str, *,
+                   visibility_timeout: float = 3600, concurrency: int = 2) -> Iterator[Worker]:
+    """A real `celery worker` (prefork) on tests/commands_celery_app.py, consuming the
+    prefixed default queue; its log in a temp file."""
+    env = {**os.environ, "SLUICE_TEST_BROKER_URL": broker_url,
+           "SLUICE_TEST_QUEUE_PREFIX": prefix,
+           "SLUICE_TEST_VISIBILITY_TIMEOUT": str(visibility_timeout)}
+    fd, log_path = tempfile.mkstemp(prefix="sluice-cmd-worker-", suffix=".log")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "commands_celery_app", "worker", "-E",
+         "-Q", f"{prefix}default", "-n", hostname, "-c", str(concurrency), "-P", "prefork",
+         "--without-gossip", "--without-mingle", "-l", "info"],
+        env=env, cwd=str(TESTS), stdout=fd, stderr=subprocess.STDOUT, start_new_session=True)
+    os.close(fd)
+    worker = Worker(proc, log_path, hostname)
+    try:
+        yield worker
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        os.unlink(log_path)

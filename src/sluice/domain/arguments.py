@@ -10,6 +10,7 @@ complete; anything else is not, and a retry then needs the result backend's copy
 from __future__ import annotations
 
 import ast
+import warnings
 from typing import Any, Final
 
 # Celery's saferepr cuts at argsrepr_maxsize (1024): a repr this long may have been cut.
@@ -41,7 +42,9 @@ def _literal(text: str) -> tuple[bool, Any]:
     if len(text) >= MAX_COMPLETE_REPR:
         return False, None
     try:
-        value = ast.literal_eval(text)
+        with warnings.catch_warnings():  # an odd escape in a repr is no reason to warn
+            warnings.simplefilter("ignore")
+            value = ast.literal_eval(text)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return False, None
     return (not _marked(value)), value
