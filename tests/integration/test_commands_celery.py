@@ -170,3 +170,115 @@ def test_retry_without_known_arguments_fails_with_the_setting_to_turn_on(
     assert "result_extended" in command["reason"] and "capture" in command["reason"]
     assert command["new_job_id"] is None
     assert other.job(job_id)["retried_as"] is None
+
+
+def test_pool_grow_and_rate_limit_are_seen_by_the_worker(stack: Stack) -> None:
+    h = stack.hostname
+
+    def stats() -> Any:
+        return stack.get(f"/api/workers/{h}/inspect/stats")
+
+    before = stats()
+    assert before["replied"] and before["reply"]["pool"]["max-concurrency"] == 2
+    again = stats()  # within the cache's lifetime: the same answer, no new broadcast
+    assert again["age_s"] > 0 and again["reply"]["pid"] == before["reply"]["pid"]
+
+    r = stack.post(f"/api/workers/{h}/pool", {"action": "grow", "n": 1})
+    assert r.status_code == 202, r.text
+    command = stack.finished(r.json()["command_id"])
+    assert command["status"] == "succeeded" and h in command["result"], command
+    assert command["action"] == "pool_grow" and command["hostname"] == h
+    wait_for(stats, lambda s: len(s["reply"]["pool"]["processes"]) == 3, timeout=20)
+
+    r = stack.post("/api/tasks/cmdapp.add/limits", {"rate_limit": "10/m"})
+    assert r.status_code == 202, r.text
+    assert stack.finished(r.json()["command_id"])["status"] == "succeeded"
+    registered = wait_for(lambda: stack.get(f"/api/workers/{h}/inspect/registered"),
+                          lambda a: "cmdapp.add [rate_limit=10/m]" in (a["reply"] or []),
+                          timeout=20)
+    assert registered["replied"]
+
+    # a control no worker answers fails with the reason
+    r = stack.post("/api/workers/nobody@nowhere/pool", {"action": "shrink"})
+    command = stack.finished(r.json()["command_id"])
+    assert command["status"] == "failed" and "no reply from nobody@nowhere" in command["reason"]
+    # bad requests and scopes
+    assert stack.post(f"/api/workers/{h}/pool", {"action": "grow", "n": 0}).status_code == 400
+    assert stack.post("/api/tasks/cmdapp.add/limits", {"rate_limit": "fast"}).status_code == 400
+    r = httpx.get(f"{stack.base}/api/workers/{h}/inspect/secrets", headers=stack.headers)
+    assert r.status_code == 400 and r.json()["field"] == "what"
+    reader = key_headers(stack.url, stack.connection_id, "read")
+    assert httpx.get(f"{stack.base}/api/workers/{h}/inspect/active_queues",
+                     headers=reader, timeout=10).status_code == 200
+    assert httpx.post(f"{stack.base}/api/workers/{h}/pool", json={"action": "grow"},
+                      headers=reader, timeout=10).status_code == 403
+    assert stack.post(f"/api/workers/{h}/shutdown").status_code == 403  # admin only
+    assert stack.post(f"/api/queues/{stack.prefix}default/purge",
+                      {"confirm": True}).status_code == 403
+
+
+def test_send_a_task_by_name_and_purge_with_a_confirmation(stack: Stack) -> None:
+    r = stack.post("/api/tasks/cmdapp.add/send", {"args": [20, 22],
+                                                 "queue": stack.prefix + "default"})
+    assert r.status_code == 202, r.text
+    command = stack.finished(r.json()["command_id"])
+    assert command["status"] == "succeeded" and command["new_job_id"]
+    job = stack.job_in(command["new_job_id"], "completed")
+    assert job["name"] == "cmdapp.add"
+    assert tasks.app.AsyncResult(command["new_job_id"]).get(timeout=10) == 42
+
+    admin = key_headers(stack.url, stack.connection_id, "admin")
+    queue = f"{stack.prefix}idle"
+    client = redis.Redis.from_url(stack.broker)
+    for i in range(3):
+        tasks.add.apply_async((i, i), queue=queue)
+    r = httpx.post(f"{stack.base}/api/queues/{queue}/purge", headers=admin, timeout=10)
+    assert r.status_code == 200 and r.json()["confirm"] is False
+    assert client.llen(queue) == 3  # nothing purged without the confirmation
+    r = httpx.post(f"{stack.base}/api/queues/{queue}/purge", headers=admin,
+                   json={"confirm": True}, timeout=10)
+    assert r.status_code == 202
+    command = stack.finished(r.json()["command_id"])
+    assert command["status"] == "succeeded" and command["result"] == {"purged": 3}
+    assert client.llen(queue) == 0
+
+
+def test_the_agent_executes_commands_next_to_the_broker(stack: Stack) -> None:
+    # a connection whose broker the server does not know: only an agent can act on it
+    cid, headers = operator(stack.url, "saas")
+    key = key_headers(stack.url, cid, "ingest", "read", "operate")["Authorization"].split()[1]
+    saas = Stack(stack.url, stack.base, stack.broker, cid, headers, stack.prefix,
+                 stack.hostname)
+    with agent_thread(stack.broker, stack.base, key, cid, workers=0):  # read-only agent
+        job_id = tasks.sleep.apply_async((0.1,), countdown=30).id
+        saas.job_in(job_id, "scheduled")
+        time.sleep(2)  # had it asked for commands, the server would know it by now
+        r = saas.post(f"/api/jobs/{job_id}/revoke")
+        assert r.status_code == 409 and r.json()["error"] == "no_broker"
+        assert saas.get("/api/connection")["executor"] is None
+    with agent_thread(stack.broker, stack.base, key, cid, workers=0, execute_commands=True,
+                      result_backend=stack.broker):
+        wait_for(lambda: saas.get("/api/connection")["executor"], lambda e: e == "agent")
+        key_ran = f"ran-{uuid.uuid4().hex}"
+        mark_id = tasks.mark.apply_async((key_ran,), countdown=4).id
+        saas.job_in(mark_id, "scheduled")
+        r = saas.post(f"/api/jobs/{mark_id}/revoke")
+        assert r.status_code == 202, r.text
+        command = saas.finished(r.json()["command_id"])
+        assert command["status"] == "succeeded" and command["claimed_by"].startswith("agent@")
+        saas.job_in(mark_id, "cancelled", timeout=20)
+        assert redis.Redis.from_url(stack.broker).get(key_ran) is None
+
+        flaky_key = f"flaky-{uuid.uuid4().hex}"
+        failed_id = tasks.flaky.delay(flaky_key, 7).id
+        saas.job_in(failed_id, "failed")
+        r = saas.post(f"/api/jobs/{failed_id}/retry")
+        command = saas.finished(r.json()["command_id"])
+        assert command["status"] == "succeeded", command
+        saas.job_in(command["new_job_id"], "completed")
+        assert saas.job(command["new_job_id"])["retried_from"] == failed_id
+    with psycopg.connect(stack.url, autocommit=True) as conn:
+        kinds = [k for (k,) in conn.execute(
+            "SELECT kind FROM system_events WHERE connection_id = %s ORDER BY position",
+            (cid,))]
+    assert kinds == ["command.requested", "command.running", "command.succeeded"] * 2

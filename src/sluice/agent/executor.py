@@ -321,7 +321,10 @@ class BrokerExecutor:
         with self._lock, self._broker():
             inspector = self.app.control.inspect(destination=[hostname],
                                                  timeout=self.reply_timeout)
-            replies = getattr(inspector, what)() or {}
+            call = getattr(inspector, what)
+            # registered tasks with their limits, as Flower shows them
+            replies = (call("rate_limit", "time_limit", "soft_time_limit")
+                       if what == "registered" else call()) or {}
         return replies.get(hostname)
 
 

@@ -113,6 +113,8 @@ def run_agent(
     metrics_host: str = "0.0.0.0",
     queues: Sequence[str] = (),
     workers: int | None = None,
+    execute_commands: bool = False,
+    result_backend: str | None = None,
 ) -> None:
     """Collect from `broker_url` and send to the Sluice API at `endpoint` until `stop_event`
     is set (or SIGTERM/SIGINT when called without one from the main thread). Broker and
@@ -121,7 +123,9 @@ def run_agent(
     `workers` normalizing processes (default: one per core, at most 4; 0 = none) are
     started with multiprocessing's spawn: a script calling this must do so under
     `if __name__ == "__main__":`, as with any multiprocessing code. `queues` names AMQP
-    queues to sample before any task-sent event names them."""
+    queues to sample before any task-sent event names them. `execute_commands`: also carry
+    out the connection's commands on this broker (`agent.commands`; the API key needs
+    `operate`), finding retries' arguments in `result_backend` if given."""
     from sluice.transport import Transport
 
     broker_kind(broker_url)  # fail fast on a URL we cannot read, before any thread starts
@@ -146,6 +150,15 @@ def run_agent(
              describe(broker_url), endpoint, connection_id,
              f", metrics on :{server.server_address[1]}" if server else "")
     agent.start()
+    commands: threading.Thread | None = None
+    if execute_commands:
+        from .commands import CommandLoop
+
+        loop = CommandLoop(endpoint, api_key, broker_url, result_backend_url=result_backend,
+                           stop=stop)
+        commands = threading.Thread(target=loop.run, name="sluice-agent-commands",
+                                    daemon=True)
+        commands.start()
     try:
         while not stop.wait(log_interval):
             agent.health.log_line()
@@ -153,6 +166,8 @@ def run_agent(
         stop.set()
     finally:
         agent.close()
+        if commands is not None:
+            commands.join(10)
         transport.close(5.0)
         agent.health.log_line()
         if server is not None:

@@ -29,6 +29,7 @@ from sluice.store.migrations import migrate
 from . import (
     commands,
     connection,
+    controls,
     dashboard,
     health,
     ingest,
@@ -103,7 +104,7 @@ def create_app(
     reads_handlers: list[ControllerRouterHandler] = [
         jobs.JobsController, workers.WorkersController, queues.QueuesController,
         stats.StatsController, stream.stream_events, connection.ConnectionController,
-        *commands.ROUTE_HANDLERS] if include_reads else []
+        *commands.ROUTE_HANDLERS, *controls.ROUTE_HANDLERS] if include_reads else []
     reads_lifespans: list[Lifespan] = [stream.STREAM_LIFESPAN] if include_reads else []
 
     @contextlib.asynccontextmanager

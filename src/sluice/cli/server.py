@@ -72,6 +72,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
         queues=args.queue or (),
         workers=args.workers,
         metrics_host=args.metrics_host,
+        execute_commands=args.execute_commands,
+        result_backend=args.result_backend,
     )
     return 0
 
@@ -103,6 +105,12 @@ def add_commands(sub: Any) -> None:
                    help="a queue to sample even before Celery binds it (repeatable)")
     p.add_argument("--workers", type=int, default=None,
                    help="processes that decode and send events (default: one per core, <= 4)")
+    p.add_argument("--execute-commands", action="store_true",
+                   help="also carry out the connection's commands (retry, revoke, controls) "
+                        "on this broker; the API key needs the operate scope")
+    p.add_argument("--result-backend", default=os.environ.get("SLUICE_RESULT_BACKEND_URL"),
+                   metavar="URL", help="where retries find task arguments (result_extended; "
+                                       "default: SLUICE_RESULT_BACKEND_URL)")
     p.set_defaults(func=cmd_agent)
     p = sub.add_parser("demo", help="embedded stack + real Celery workers + live dashboard")
     p.add_argument("--port", type=int, default=8000)
