@@ -151,6 +151,8 @@ def main() -> None:
             r = httpx.post(base + "/api/jobs/actions", headers=headers, timeout=120, json={
                 "action": "retry", "filter": {"state": "failed", "queue": queue}})
             assert r.status_code == 202, r.text
+            accepted_s = (dt.datetime.now(dt.UTC) - started).total_seconds()
+            print(f"bulk request accepted in {accepted_s:.2f} s", file=sys.stderr)
             bulk_id = r.json()["command_id"]
             deadline = time.monotonic() + 600
             while True:

@@ -38,8 +38,10 @@ def configure(broker_url: str, prefix: str, visibility_timeout: float = 3600) ->
         task_default_queue=prefix + "default",
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
-        # a killed worker's reserved (ETA) messages come back this soon
-        broker_transport_options={"visibility_timeout": visibility_timeout},
+        # a killed worker's reserved (ETA) messages come back this soon (swept every second)
+        broker_transport_options={"visibility_timeout": visibility_timeout,
+                                  "unacked_restore_interval": 1,
+                                  "unacked_restore_throttle": 1},
     )
 
 

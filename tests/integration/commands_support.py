@@ -15,11 +15,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 
 from sluice.domain.events import Event
 from sluice.store import connections, keys
-from tests.integration.agent_support import TESTS, RedisServer
+from tests.integration.agent_support import TESTS, RedisServer, free_port
 from tests.integration.reads_support import ev, job
 
 
@@ -135,3 +136,40 @@ def command_worker(broker_url: str, prefix: str, hostname: str, *,
             except subprocess.TimeoutExpired:
                 worker.kill()
         os.unlink(log_path)
+
+
+class Server:
+    """`create_app` under uvicorn in a subprocess (as `sluice serve` runs it), which a test
+    may kill -9."""
+
+    def __init__(self, url: str) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "sluice.api.app:create_app",
+             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
+            env={**os.environ, "SLUICE_DATABASE_URL": url})
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(self.base + "/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the API server did not start")
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()

@@ -15,6 +15,7 @@ import logging
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Final
 
@@ -30,6 +31,8 @@ log = logging.getLogger("sluice.executor")
 TIMEOUT_S: Final = 3.0  # connecting to the broker
 REPLY_TIMEOUT_S: Final = 2.0  # waiting for workers' replies to a control command
 REVOKE_CHUNK: Final = 1000  # task ids per revoke broadcast
+PUBLISHERS: Final = 4  # producers publishing a batch's retries at once
+PUBLISH_CHUNK: Final = 50  # retries per publisher at least
 
 
 class BrokerDown(Exception):
@@ -59,6 +62,7 @@ class BrokerExecutor:
         self.timeout = timeout
         self.reply_timeout = reply_timeout
         self._app: Celery | None = None
+        self._results: Celery | None = None
         self._errors: tuple[type[BaseException], ...] = ()
         self._lock = threading.RLock()
 
@@ -66,9 +70,10 @@ class BrokerExecutor:
 
     @property
     def app(self) -> Celery:
+        """The client that publishes. It has no result backend: with one, every send would
+        also subscribe to the task's result (a round trip per task, for nothing)."""
         if self._app is None:
-            app = Celery("sluice-executor", broker=self.broker_url,
-                         backend=self.result_backend_url or None, set_as_current=False)
+            app = Celery("sluice-executor", broker=self.broker_url, set_as_current=False)
             app.conf.update(
                 broker_connection_timeout=self.timeout,
                 broker_connection_retry=False,
@@ -77,10 +82,6 @@ class BrokerExecutor:
                 broker_transport_options={"socket_connect_timeout": self.timeout,
                                           "socket_timeout": max(self.timeout, 5.0),
                                           "max_retries": 0},
-                result_backend_transport_options={"socket_connect_timeout": self.timeout,
-                                                  "socket_timeout": max(self.timeout, 5.0)},
-                redis_socket_connect_timeout=self.timeout,
-                redis_socket_timeout=max(self.timeout, 5.0),
                 # the agent (if any) sees a retried task's sent event like any other
                 task_send_sent_event=True,
                 worker_hijack_root_logger=False,
@@ -89,14 +90,29 @@ class BrokerExecutor:
             self._app = app
         return self._app
 
+    @property
+    def results(self) -> Celery:
+        """The client that reads the result backend (only asked when one is set)."""
+        if self._results is None:
+            app = Celery("sluice-executor-results", backend=self.result_backend_url,
+                         set_as_current=False)
+            app.conf.update(
+                result_backend_transport_options={"socket_connect_timeout": self.timeout,
+                                                  "socket_timeout": max(self.timeout, 5.0)},
+                redis_socket_connect_timeout=self.timeout,
+                redis_socket_timeout=max(self.timeout, 5.0))
+            self._results = app
+        return self._results
+
     def close(self) -> None:
         with self._lock:
-            if self._app is not None:
-                try:
-                    self._app.close()
-                except Exception:  # closing is best effort
-                    log.debug("closing the executor's Celery app failed", exc_info=True)
-                self._app = None
+            for app in (self._app, self._results):
+                if app is not None:
+                    try:
+                        app.close()
+                    except Exception:  # closing is best effort
+                        log.debug("closing the executor's Celery app failed", exc_info=True)
+            self._app = self._results = None
 
     def _reason(self, exc: BaseException) -> str:
         """An error as a reason: never the broker's password."""
@@ -179,7 +195,7 @@ class BrokerExecutor:
         name, args, kwargs and queue). One round trip on key-value backends."""
         if not self.result_backend_url or not job_ids:
             return {}
-        backend = self.app.backend
+        backend = self.results.backend
         found: dict[str, dict[str, Any]] = {}
         mget = getattr(backend, "mget", None)
         key_for = getattr(backend, "get_key_for_task", None)
@@ -201,12 +217,23 @@ class BrokerExecutor:
         return found
 
     def _retry(self, specs: list[Spec]) -> dict[str, Outcome]:
+        """Publish the retries: a few producers (connections) at once, since a publish is
+        mostly a wait for the broker's answer."""
         metas = self._metas([s.job_id for s in specs if s.job_id])
+
+        def send(part: list[Spec]) -> dict[str, Outcome]:
+            with self._broker(), self.app.producer_or_acquire() as producer:
+                return {s.command_id: self._send_again(s, metas.get(s.job_id or ""), producer)
+                        for s in part}
+
+        step = max(PUBLISH_CHUNK, -(-len(specs) // PUBLISHERS))
+        parts = [specs[i:i + step] for i in range(0, len(specs), step)]
+        if len(parts) == 1:
+            return send(parts[0])
         outcomes: dict[str, Outcome] = {}
-        with self._broker(), self.app.producer_or_acquire() as producer:
-            for spec in specs:
-                outcomes[spec.command_id] = self._send_again(spec, metas.get(spec.job_id or ""),
-                                                             producer)
+        with ThreadPoolExecutor(len(parts), thread_name_prefix="sluice-publish") as pool:
+            for done in pool.map(send, parts):  # a BrokerDown in any part is raised here
+                outcomes.update(done)
         return outcomes
 
     def _send_again(self, spec: Spec, meta: dict[str, Any] | None, producer: Any) -> Outcome:

@@ -38,7 +38,7 @@ EXECUTOR_FRESH_S: Final = 60.0  # an agent executor that asked this recently is 
 LEASE_S: Final = 120.0  # a claim not reported within this is handed out again
 MAX_BULK: Final = 100_000  # jobs in one bulk action
 SAMPLE: Final = 20  # jobs a dry run shows
-_PAGE: Final = 500
+_PAGE: Final = 5_000  # jobs per page when a filter selects a bulk action's jobs
 
 
 class InvalidUrl(Exception):
@@ -125,9 +125,12 @@ class Requested(msgspec.Struct):
     status: str = Status.REQUESTED.value
 
 
-def _store(conn: psycopg.Connection, connection_id: str, events: list[Event]) -> None:
+def _store(conn: psycopg.Connection, connection_id: str, events: list[Event],
+           checked: Sequence[Event] | None = None) -> None:
+    """Append the command's events; `checked`: those to check (default: all), where the
+    others are alike (a bulk action's events differ only in ids the log holds already)."""
     now = time.time()
-    for event in events:
+    for event in events if checked is None else checked:
         rejection = check_event(event, now, from_server=True)
         if rejection is not None:
             field = rejection.field if rejection.field != "extensions" else "params"
@@ -238,10 +241,12 @@ def request_bulk(conn: psycopg.Connection, connection_id: str, action: Action, *
     events = [cmd.requested(bulk_id, action.value, by=by, at=now, total=len(found),
                             params={**(params or {}), **(described or {})})]
     failed = 0
+    samples: dict[str, Event] = {}  # one event of each kind, checked for all
     for job in found:
         command_id = cmd.new_command_id()
         events.append(cmd.requested(command_id, action.value, by=by, at=now, job_id=job.id,
                                     params=params, bulk_id=bulk_id))
+        samples.setdefault(events[-1].kind, events[-1])
         try:
             check_action(action, State(job.state))
         except ActionNotAllowed as exc:
@@ -249,12 +254,13 @@ def request_bulk(conn: psycopg.Connection, connection_id: str, action: Action, *
             events.append(cmd.finished(Outcome(command_id=command_id, ok=False,
                                                reason=str(exc)),
                                        at=now, job_id=job.id, bulk_id=bulk_id))
+        samples.setdefault(events[-1].kind, events[-1])
     if failed == len(found):  # nothing left to do: the bulk is over as it starts
         events.append(cmd.finished(Outcome(command_id=bulk_id, ok=failed == 0,
                                            reason=cmd.bulk_reason(failed, len(found))),
                                    at=now))
     with conn.transaction():
-        _store(conn, connection_id, events)
+        _store(conn, connection_id, events, [events[0], *samples.values()])
     return Requested(bulk_id)
 
 
