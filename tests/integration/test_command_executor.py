@@ -79,3 +79,30 @@ def test_the_tick_closes_a_bulk_whose_jobs_are_done(db: psycopg.Connection,
     assert found is not None and found.status == "failed"
     assert found.reason == "1 of 3 jobs failed" and found.progress is not None
     assert found.progress.done == 3
+
+
+def test_replay_rebuilds_the_commands_from_the_log(db: psycopg.Connection,
+                                                   broker: str) -> None:
+    from sluice.service import rebuild
+
+    cid = connections.create_connection(db, "replayed", broker_url=broker)
+    ids = []
+    for state in ("queued", "failed", "completed"):
+        job_id, events = job_in_state(state)
+        ingest.append(db, cid, events)
+        ids.append(job_id)
+    commands.request_bulk(db, cid, Action.REVOKE, by="key:t", ids=ids)
+    commands.request_job_action(db, cid, Action.REVOKE, ids[0], by="key:t",
+                                params={"terminate": True, "signal": "SIGKILL"})
+    executor = CommandExecutor()
+    try:
+        process_pending(db, executor, cid)
+    finally:
+        executor.close()
+    dump = "SELECT * FROM commands ORDER BY command_id"
+    before = db.execute(dump).fetchall()
+    assert len(before) == 5 and {r[3] for r in before} == {"succeeded", "failed"}
+    db.execute("DELETE FROM commands")  # a damaged read model
+    stats = rebuild.rebuild(db, ["commands"])
+    assert stats.models == ["commands"]
+    assert db.execute(dump).fetchall() == before
