@@ -3,6 +3,7 @@ Redis broker, real Celery workers, and the agent reporting what they do."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 import uuid
 from collections.abc import Iterator
@@ -57,6 +58,19 @@ class Stack:
         found: dict[str, Any] = wait_for(lambda: self.job(job_id),
                                          lambda j: j["state"] in states, timeout)
         return found
+
+    def listening(self) -> None:
+        """Wait until this connection's agent, started now, reports a heartbeat of the
+        worker sent after this call: it is subscribed, so it misses none of the events
+        that follow."""
+        since = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=0.5)
+
+        def fresh(ws: list[dict[str, Any]]) -> bool:
+            return any(w["hostname"] == self.hostname and w["last_heartbeat"] and
+                       dt.datetime.fromisoformat(w["last_heartbeat"].replace("Z", "+00:00"))
+                       > since for w in ws)
+
+        wait_for(lambda: self.get("/api/workers")["items"], fresh, 30)
 
     def finished(self, command_id: str, timeout: float = 20) -> dict[str, Any]:
         found: dict[str, Any] = wait_for(lambda: self.get(f"/api/commands/{command_id}"),
@@ -162,6 +176,7 @@ def test_retry_without_known_arguments_fails_with_the_setting_to_turn_on(
     other = Stack(stack.url, stack.base, stack.broker, cid, headers, stack.prefix,
                   stack.hostname)
     with agent_thread(stack.broker, stack.base, ingest_key, cid, workers=0):
+        other.listening()
         job_id = tasks.fail.delay("x" * 3000).id
         other.job_in(job_id, "failed")
     r = other.post(f"/api/jobs/{job_id}/retry")
@@ -250,6 +265,7 @@ def test_the_agent_executes_commands_next_to_the_broker(stack: Stack) -> None:
     saas = Stack(stack.url, stack.base, stack.broker, cid, headers, stack.prefix,
                  stack.hostname)
     with agent_thread(stack.broker, stack.base, key, cid, workers=0):  # read-only agent
+        saas.listening()
         job_id = tasks.sleep.apply_async((0.1,), countdown=30).id
         saas.job_in(job_id, "scheduled")
         time.sleep(2)  # had it asked for commands, the server would know it by now
@@ -259,6 +275,7 @@ def test_the_agent_executes_commands_next_to_the_broker(stack: Stack) -> None:
     with agent_thread(stack.broker, stack.base, key, cid, workers=0, execute_commands=True,
                       result_backend=stack.broker):
         wait_for(lambda: saas.get("/api/connection")["executor"], lambda e: e == "agent")
+        saas.listening()
         key_ran = f"ran-{uuid.uuid4().hex}"
         mark_id = tasks.mark.apply_async((key_ran,), countdown=4).id
         saas.job_in(mark_id, "scheduled")
