@@ -128,6 +128,8 @@ def run_agent(
     capture_args: bool = False,
     redact_keys: Sequence[str] = (),
     max_arg_size: int = DEFAULT_MAX_SIZE,
+    execute_commands: bool = False,
+    result_backend: str | None = None,
 ) -> None:
     """Collect from `broker_url` and send to the Sluice API at `endpoint` until `stop_event`
     is set (or SIGTERM/SIGINT when called without one from the main thread). Broker and
@@ -143,7 +145,12 @@ def run_agent(
     Task arguments and results are stripped unless `capture_args`; captured, the keys
     named like a secret are masked (the SDK's defaults plus `redact_keys`: `KEY` for every
     task, `TASK:KEY` for one) and each value is cut at `max_arg_size` characters. A
-    ValueError names an unusable rule."""
+    ValueError names an unusable rule.
+
+
+    `execute_commands`: also carry out the connection's commands on this broker
+    (`agent.commands`; the API key needs `operate`), finding retries' arguments in
+    `result_backend` if given."""
     from sluice.transport import Transport
 
     broker_kind(broker_url)  # fail fast on a URL we cannot read, before any thread starts
@@ -171,6 +178,15 @@ def run_agent(
              f", metrics on :{server.server_address[1]}" if server else "",
              "captured" if capture_args else "stripped (--capture-args to keep them)")
     agent.start()
+    commands: threading.Thread | None = None
+    if execute_commands:
+        from .commands import CommandLoop
+
+        loop = CommandLoop(endpoint, api_key, broker_url, result_backend_url=result_backend,
+                           stop=stop)
+        commands = threading.Thread(target=loop.run, name="sluice-agent-commands",
+                                    daemon=True)
+        commands.start()
     try:
         next_line = time.monotonic() + log_interval
         while not stop.wait(min(SETUP_CHECK_S, log_interval)):
@@ -182,6 +198,8 @@ def run_agent(
         stop.set()
     finally:
         agent.close()
+        if commands is not None:
+            commands.join(10)
         transport.close(5.0)
         agent.health.log_line()
         if server is not None:

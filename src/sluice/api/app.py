@@ -26,7 +26,10 @@ from sluice.store.blocking import in_thread
 from sluice.store.migrations import migrate
 
 from . import (
+    commands,
+    connection,
     connection_health,
+    controls,
     dashboard,
     docs,
     health,
@@ -39,6 +42,7 @@ from . import (
 )
 from .deps import PROVIDE_DB, set_database
 from .errors import EXCEPTION_HANDLERS
+from .executor import executor_lifespan
 from .logs import access_log_middleware
 from .nul_guard import nul_guard_middleware
 
@@ -85,6 +89,7 @@ def create_app(
     maintenance_first_delay_s: float = 30.0,
     pool_max_size: int = POOL_MAX_SIZE,
     include_reads: bool = True,
+    run_processors: bool = True,
     debug: bool = False,
 ) -> Litestar:
     """The Sluice API app.
@@ -95,12 +100,14 @@ def create_app(
     maintenance_interval_s: period of the partition/retention job; None disables it.
     include_reads: mount the read API and its event stream (tests of ingest alone pass
     False).
+    run_processors: run the tracked processors (the command executor) in this process.
     """
     url = database_url
     reads_handlers: list[ControllerRouterHandler] = [
         jobs.JobsController, workers.WorkersController, queues.QueuesController,
-        stats.StatsController, stream.stream_events,
-        connection_health.ConnectionHealthController] if include_reads else []
+        stats.StatsController, stream.stream_events, connection.ConnectionController,
+        connection_health.ConnectionHealthController,
+        *commands.ROUTE_HANDLERS, *controls.ROUTE_HANDLERS] if include_reads else []
     reads_lifespans: list[Lifespan] = [stream.STREAM_LIFESPAN] if include_reads else []
 
     @contextlib.asynccontextmanager
@@ -118,6 +125,8 @@ def create_app(
                     the_pool, maintenance_interval_s, maintenance_first_delay_s))
             try:
                 async with contextlib.AsyncExitStack() as stack:
+                    if run_processors:
+                        await stack.enter_async_context(executor_lifespan(app, the_pool))
                     for extra in reads_lifespans:
                         await stack.enter_async_context(extra(app))
                     yield

@@ -64,5 +64,4 @@ class JobsController(Controller):
     @get("/{job_id:str}", summary="One job: history, timing, links; unknown ids say so")
     async def get_job(self, db: Db, principal: Caller, job_id: FromPath[str]
                       ) -> store.JobDetail:
-        found = await db.run(store.get_job, principal.connection_id, job_id)
-        return found or store.unknown_job(job_id)
+        return await db.run(store.job_detail, principal.connection_id, job_id)

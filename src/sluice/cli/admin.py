@@ -41,6 +41,18 @@ def first_key_scopes(args: argparse.Namespace) -> list[str]:
     return list(dict.fromkeys(args.scope)) if args.scope else list(FIRST_KEY_SCOPES)
 
 
+def _url(value: str) -> str | None:
+    """A broker / result backend URL; 'none' or '' clears it. Errors never echo it."""
+    from ..domain.urls import check_url
+
+    if value.strip().lower() in ("", "none"):
+        return None
+    reason = check_url(value)
+    if reason is not None:
+        raise argparse.ArgumentTypeError(reason)
+    return value
+
+
 def cmd_connections_create(args: argparse.Namespace) -> int:
     from sluice.store import connections, keys
 
@@ -49,7 +61,8 @@ def cmd_connections_create(args: argparse.Namespace) -> int:
         with migrated_db() as conn, conn.transaction():
             cid = connections.create_connection(
                 conn, args.name, daily_limit=args.daily_limit,
-                retention_hours=args.retention_hours)
+                retention_hours=args.retention_hours, broker_url=args.broker,
+                result_backend_url=args.result_backend)
             key = keys.create_key(conn, cid, scopes, name="first key")
     except connections.NameTaken as exc:
         return fail(f"a connection named {exc.name!r} exists already (id {exc.existing_id}); "
@@ -94,11 +107,15 @@ def cmd_connections_set(args: argparse.Namespace) -> int:
         changes["daily_limit"] = args.daily_limit
     if args.retention_hours is not None:
         changes["retention_hours"] = args.retention_hours
-    if not changes and args.capture_args is None:
-        return fail("nothing to change: give --daily-limit, --retention-hours or "
-                    "--capture-args")
+    broker = {k: v for k, v in (("broker_url", args.broker),
+                                ("result_backend_url", args.result_backend))
+              if v is not msgspec.UNSET}
+    if not changes and not broker and args.capture_args is None:
+        return fail("nothing to change: give --daily-limit, --retention-hours, --broker, "
+                    "--result-backend or --capture-args")
     with migrated_db() as conn:
-        if not connections.set_limits(conn, args.connection_id, **changes):
+        if not connections.set_limits(conn, args.connection_id, **changes) or (
+                broker and not connections.set_broker(conn, args.connection_id, **broker)):
             return fail(f"no connection {args.connection_id}")
         if args.capture_args is not None:
             connections.set_capture_args(conn, args.connection_id, args.capture_args == "on")
@@ -156,6 +173,15 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
 
 # wiring --------------------------------------------------------------------------------------
 
+def _broker_options(p: argparse.ArgumentParser, default: Any) -> None:
+    p.add_argument("--broker", type=_url, default=default, metavar="URL",
+                   help="the Celery broker commands act on (a secret: never shown back; "
+                        "'none' clears it)")
+    p.add_argument("--result-backend", type=_url, default=default, metavar="URL",
+                   help="the Celery result backend, where retries find task arguments "
+                        "(result_extended)")
+
+
 def add_commands(sub: Any) -> None:
     conns = sub.add_parser("connections", help="create and list connections")
     csub = conns.add_subparsers(dest="connections_command", required=True)
@@ -176,6 +202,7 @@ def add_commands(sub: Any) -> None:
                    metavar="URL", help="the server's base URL, for the printed settings and "
                                        "dashboard link (default: SLUICE_ENDPOINT, else "
                                        f"{DEFAULT_ENDPOINT})")
+    _broker_options(p, None)
     p.set_defaults(func=cmd_connections_create)
     p = csub.add_parser("list", parents=[COMMON],
                         help="list connections with quota, usage today and retention")
@@ -189,6 +216,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--capture-args", choices=("on", "off"), default=None,
                    help="keep task arguments and results that the SDK or agent send "
                         "(default: off, they are dropped before the log)")
+    _broker_options(p, msgspec.UNSET)
     p.set_defaults(func=cmd_connections_set)
 
     keyp = sub.add_parser("keys", help="create, list and revoke API keys")

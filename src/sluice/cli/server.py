@@ -146,6 +146,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
         capture_args=args.capture_args,
         redact_keys=args.redact_key or (),
         max_arg_size=args.max_arg_size,
+        execute_commands=args.execute_commands,
+        result_backend=args.result_backend,
     )
     return 0
 
@@ -192,6 +194,12 @@ def add_commands(sub: Any) -> None:
                         "(repeatable; password, token, secret, card... always are)")
     p.add_argument("--max-arg-size", type=int, default=1024, metavar="N",
                    help="with --capture-args: cut each value at N characters")
+    p.add_argument("--execute-commands", action="store_true",
+                   help="also carry out the connection's commands (retry, revoke, controls) "
+                        "on this broker; the API key needs the operate scope")
+    p.add_argument("--result-backend", default=os.environ.get("SLUICE_RESULT_BACKEND_URL"),
+                   metavar="URL", help="where retries find task arguments (result_extended; "
+                                       "default: SLUICE_RESULT_BACKEND_URL)")
     p.set_defaults(func=cmd_agent)
     p = sub.add_parser("demo", parents=[COMMON],
                        help="embedded stack + real Celery workers + live dashboard")

@@ -29,6 +29,13 @@ QUEUE_SAMPLED: Final = "queue.sampled"
 # configuration, processors' findings) share these namespaces: see `written_by_server`.
 COMMAND_RETRY: Final = "command.retry"
 COMMAND_REVOKE: Final = "command.revoke"
+# A command's life in the log (domain.commands): asked for, claimed by an agent executor,
+# done or not (one outcome per command), revokes re-sent to a worker that came back.
+COMMAND_REQUESTED: Final = "command.requested"
+COMMAND_RUNNING: Final = "command.running"
+COMMAND_SUCCEEDED: Final = "command.succeeded"
+COMMAND_FAILED: Final = "command.failed"
+COMMAND_RESENT: Final = "command.resent"
 # Events the sender dropped (buffer full): reported so the loss is visible, not silent.
 SOURCE_DROPPED: Final = "source.dropped"
 
@@ -48,7 +55,9 @@ JOB_KINDS: Final = frozenset(
 )
 WORKER_KINDS: Final = frozenset({WORKER_ONLINE, WORKER_HEARTBEAT, WORKER_OFFLINE, WORKER_OTHER})
 WORKER_STATUS_KINDS: Final = frozenset({WORKER_ONLINE, WORKER_HEARTBEAT, WORKER_OFFLINE})
-COMMAND_KINDS: Final = frozenset({COMMAND_RETRY, COMMAND_REVOKE})
+COMMAND_KINDS: Final = frozenset({COMMAND_RETRY, COMMAND_REVOKE, COMMAND_REQUESTED,
+                                  COMMAND_RUNNING, COMMAND_SUCCEEDED, COMMAND_FAILED,
+                                  COMMAND_RESENT})
 KINDS: Final = JOB_KINDS | WORKER_KINDS | COMMAND_KINDS | {QUEUE_SAMPLED, SOURCE_DROPPED}
 
 FRAMEWORKS: Final = frozenset({"celery"})

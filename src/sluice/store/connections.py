@@ -58,8 +58,10 @@ def create_connection(
     connection_id: str | None = None,
     daily_limit: int | None = None,
     retention_hours: int = DEFAULT_RETENTION_HOURS,
+    broker_url: str | None = None,
+    result_backend_url: str | None = None,
 ) -> str:
-    """Create a connection (no quota by default) and return its id; NameTaken if the name
+    """Create a connection (no quota, no broker by default) and return its id; NameTaken if the name
     is in use."""
     cid = connection_id or str(uuid.uuid4())
     try:
@@ -67,7 +69,8 @@ def create_connection(
             conn.execute(
                 Q["create_connection"],
                 {"id": cid, "name": name, "daily_limit": daily_limit,
-                 "retention_hours": retention_hours},
+                 "retention_hours": retention_hours, "broker_url": broker_url,
+                 "result_backend_url": result_backend_url},
             )
     except psycopg.errors.UniqueViolation as exc:
         if exc.diag.constraint_name != "connections_name_key":
@@ -128,3 +131,43 @@ def set_limits(
                 {"id": connection_id, "retention_hours": retention_hours},
             )
     return True
+
+
+class Broker(msgspec.Struct, frozen=True):
+    """Where a connection's commands act. Secrets: show them with `domain.urls.redact_url`."""
+
+    broker_url: str | None
+    result_backend_url: str | None
+    executor_seen_at: dt.datetime | None = None  # an agent executor's latest poll
+
+
+def broker_of(conn: psycopg.Connection, connection_id: str) -> Broker | None:
+    """The connection's broker settings; None when there is no such connection."""
+    if not is_uuid(connection_id):
+        return None
+    row = conn.execute(Q["get_broker"], {"id": connection_id}).fetchone()
+    return Broker(*row) if row else None
+
+
+def set_broker(
+    conn: psycopg.Connection,
+    connection_id: str,
+    *,
+    broker_url: str | msgspec.UnsetType | None = msgspec.UNSET,
+    result_backend_url: str | msgspec.UnsetType | None = msgspec.UNSET,
+) -> bool:
+    """Change the broker and/or result backend URL (None clears it); False if unknown."""
+    if get_connection(conn, connection_id) is None:
+        return False
+    with conn.transaction():
+        if broker_url is not msgspec.UNSET:
+            conn.execute(Q["set_broker_url"], {"id": connection_id, "url": broker_url})
+        if result_backend_url is not msgspec.UNSET:
+            conn.execute(Q["set_result_backend_url"],
+                         {"id": connection_id, "url": result_backend_url})
+    return True
+
+
+def executor_seen(conn: psycopg.Connection, connection_id: str) -> None:
+    """Record that an agent executor of the connection asked for commands just now."""
+    conn.execute(Q["executor_seen"], {"id": connection_id})

@@ -15,6 +15,7 @@ from sluice.store.db import Database, database_of
 from sluice.store.sqlfiles import queries
 
 from .._sql import contains, like_escape, utc
+from ..commands import reader as commands
 from . import statements
 from .cursor import decode_cursor, encode_cursor
 
@@ -52,6 +53,8 @@ class Job(msgspec.Struct, kw_only=True):
     parent_id: str | None
     root_id: str | None
     group_id: str | None
+    retried_from: str | None = None  # the job a retry command made this one from
+    retried_as: str | None = None  # the job a retry command made from this one
 
 
 class JobPage(msgspec.Struct, omit_defaults=True):
@@ -61,7 +64,7 @@ class JobPage(msgspec.Struct, omit_defaults=True):
     facets_cap: int | None = None  # facet counts stop at this number ("10000+")
 
 
-class Transition(msgspec.Struct):
+class Transition(msgspec.Struct, omit_defaults=True):
     """One entry of a job's history as the API answers it: named fields, an ISO time. The
     job row keeps the same facts as the fold's `StoredTransition` (positional, epoch
     seconds: compact, and what the job_transitions view reads by position); this shape is
@@ -72,6 +75,11 @@ class Transition(msgspec.Struct):
     kind: str
     hostname: str | None
     attempt: int
+    # a command's entry (kind command.<action>; state: the command's status)
+    command_id: str | None = None
+    requested_by: str | None = None
+    reason: str | None = None
+    new_job_id: str | None = None
 
 
 class JobRef(msgspec.Struct):
@@ -189,6 +197,7 @@ def list_jobs(
         statement = statements.plain(names) if text else first_statement(f, names)
         rows = _rows(conn, statement, params)
     items: list[Job] = [_job(r) for r in rows[:limit]]
+    _link(conn, connection_id, items)
     if len(rows) > limit:
         last = rows[limit - 1]
         next_cursor = encode_cursor(last["first_seen_at"], last["job_id"])
@@ -256,7 +265,37 @@ def get_job(conn: psycopg.Connection, connection_id: str, job_id: str) -> JobDet
     if job.group_id:
         job.group = _refs(conn.execute(
             Q["job_group"], {**params, "group_id": job.group_id}).fetchall())
+    _with_commands(conn, connection_id, job)
     return job
+
+
+def _link(conn: psycopg.Connection, connection_id: str, jobs: list[Any]) -> None:
+    """Fill retried_from / retried_as from the commands read model."""
+    links = commands.job_links(conn, connection_id, [j.id for j in jobs])
+    for j in jobs:
+        if j.id in links:
+            j.retried_from, j.retried_as = links[j.id].retried_from, links[j.id].retried_as
+
+
+def _with_commands(conn: psycopg.Connection, connection_id: str, job: JobDetail) -> JobDetail:
+    """The job's links, and its commands as history entries of their own (after the timing,
+    which reads the job's own transitions)."""
+    _link(conn, connection_id, [job])
+    entries = [Transition(c.status, c.requested_at or c.finished_at or dt.datetime.now(dt.UTC),
+                          f"command.{c.action}", None, 0, command_id=c.id,
+                          requested_by=c.requested_by, reason=c.reason,
+                          new_job_id=c.new_job_id)
+               for c in commands.job_commands(conn, connection_id, job.id)]
+    if entries:
+        job.history = sorted([*job.history, *entries], key=lambda t: t.at)
+    return job
+
+
+def job_detail(conn: psycopg.Connection, connection_id: str, job_id: str) -> JobDetail:
+    """`get_job`, or for an id never seen an `unknown` job (with the commands about it: a
+    retry's new job is known to Sluice before its worker reports it)."""
+    found = get_job(conn, connection_id, job_id)
+    return found or _with_commands(conn, connection_id, unknown_job(job_id))
 
 
 def _ref_or_unknown(refs: dict[str, JobRef], job_id: str | None) -> JobRef | None:
