@@ -68,4 +68,4 @@ def test_demo_runs_real_workers_into_a_live_dashboard(tmp_path: Path) -> None:
     finally:
         out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out[-3000:]
-    assert f"Dashboard: {base}/#key=sk_live_" in out
+    assert f"Dashboard: {base}/login#token=lt_" in out  # a one-time link, not the key

@@ -27,9 +27,13 @@ from sluice.store.blocking import in_thread
 from sluice.store.migrations import migrate
 
 from . import dashboard, health, ingest, jobs, queues, stats, stream, workers
+from .dashboard_reads import ROUTE_HANDLERS as DASHBOARD_READS
 from .deps import PROVIDE_DB, set_database
+from .docs_page import RedocFromFiles
 from .errors import EXCEPTION_HANDLERS
 from .logs import access_log_middleware
+from .security_headers import add_security_headers
+from .session import ROUTE_HANDLERS as SESSION_HANDLERS
 
 log = logging.getLogger("sluice.api")
 POOL_MAX_SIZE = 10
@@ -88,7 +92,8 @@ def create_app(
     url = database_url
     reads_handlers: list[ControllerRouterHandler] = [
         jobs.JobsController, workers.WorkersController, queues.QueuesController,
-        stats.StatsController, stream.stream_events] if include_reads else []
+        stats.StatsController, stream.stream_events, *SESSION_HANDLERS, *DASHBOARD_READS,
+    ] if include_reads else []
     reads_lifespans: list[Lifespan] = [stream.STREAM_LIFESPAN] if include_reads else []
 
     @contextlib.asynccontextmanager
@@ -128,7 +133,9 @@ def create_app(
         dependencies={"db": PROVIDE_DB},
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[access_log_middleware],
-        openapi_config=OpenAPIConfig(title="Sluice", version=_version(), path="/schema"),
+        before_send=[add_security_headers],  # every response, routed or not
+        openapi_config=OpenAPIConfig(title="Sluice", version=_version(), path="/schema",
+                                     render_plugins=[RedocFromFiles()]),
         # Logging is the process's business (`sluice serve` sets JSON lines); Litestar's
         # default queue-based config would reformat it and drop lines at exit.
         logging_config=None,

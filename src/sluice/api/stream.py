@@ -57,13 +57,15 @@ async def event_stream(hub: Hub, connection_id: str, last_id: int | None,
                        kinds: list[str]) -> AsyncIterator[ServerSentEventMessage]:
     sub, start = await hub.subscribe(connection_id, kinds)
     try:
-        yield ServerSentEventMessage(comment="connected", data=None, retry=RETRY_MS)
         last = start if last_id is None else last_id
         if last_id is not None and last_id > start and last_id > await in_thread(
                 hub.last_position, connection_id):
             # an id from the future (another database's log): resume from where this
             # subscription starts instead of skipping events until positions catch up
             last = start
+        # the id gives a browser its position before any event comes: if the server
+        # restarts first, its reconnection (Last-Event-ID) still resumes from here
+        yield ServerSentEventMessage(comment="connected", data=None, retry=RETRY_MS, id=last)
         if last_id is not None:  # catch up from the log, page by page (memory stays bounded)
             while True:
                 rows = await in_thread(hub.read, connection_id, last)
