@@ -186,7 +186,8 @@ def test_failed_task_traceback(page: Any, site: Site) -> None:
     page.click(f"#jobs tbody tr[data-key='{FAILED_ID}'] a[href='/jobs/{FAILED_ID}']")
     page.wait_for_url(f"{site.base}/jobs/{FAILED_ID}")
     page.wait_for_selector("#traceback")
-    failing = page.eval_on_selector_all("#traceback .line.failing", "ls => ls.map(l => l.textContent)")
+    failing = page.eval_on_selector_all("#traceback .line.failing",
+                                        "ls => ls.map(l => l.textContent)")
     assert failing == ['  File "/app/shop/tasks.py", line 42, in charge_card',
                        "    raise PaymentDeclined(order_id)",
                        "shop.errors.PaymentDeclined: order 1042 declined"]
@@ -289,26 +290,7 @@ def test_without_commands_the_controls_are_hidden(page: Any, site: Site) -> None
 PAGES = ["/", "/jobs", f"/jobs/{FAILED_ID}", f"/jobs/{CHAIN_ROOT}", "/workers",
          "/workers/shop1@host", "/queues", "/queues/default", "/commands"]
 
-CONTRAST = """() => {
-  const rgb = (c) => c.match(/\\d+(\\.\\d+)?/g).slice(0, 3).map(Number);
-  const lum = ([r, g, b]) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
-    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
-  const ratio = (a, b) => { const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p); return (x + 0.05) / (y + 0.05); };
-  const probe = document.createElement("span");
-  document.body.append(probe);
-  const out = {};
-  for (const s of ["queued","scheduled","active","retrying","completed","failed","cancelled","unknown","online","offline","lost"]) {
-    probe.className = "badge " + s;
-    const st = getComputedStyle(probe);
-    out[s] = ratio(rgb(st.color), rgb(st.backgroundColor));
-  }
-  const body = getComputedStyle(document.body);
-  out.text = ratio(rgb(body.color), rgb(body.backgroundColor));
-  probe.className = "muted";
-  out.muted = ratio(rgb(getComputedStyle(probe).color), rgb(body.backgroundColor));
-  probe.remove();
-  return out;
-}"""
+CONTRAST = (Path(__file__).parent / "contrast.js").read_text()
 
 
 def _problem(message: Any) -> bool:
@@ -329,8 +311,9 @@ def test_every_page_renders_in_both_themes_with_no_csp_violation(
         try:
             page = sign_in(ctx, site)
             problems: list[str] = []
-            page.on("console", lambda m: problems.append(m.text) if _problem(m) else None)
-            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.on("console", lambda m, seen=problems: seen.append(m.text)
+                    if _problem(m) else None)
+            page.on("pageerror", lambda e, seen=problems: seen.append(str(e)))
             for path in PAGES:
                 page.goto(site.base + path)
                 page.wait_for_selector("#live[data-state='live']")
