@@ -9,7 +9,7 @@ import datetime as dt
 from typing import Annotated, Final
 
 from litestar import Controller, get
-from litestar.params import FromPath, QueryParameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from sluice.views.jobs import reader as job_reader
 from sluice.views.jobs import summary, tree
@@ -49,7 +49,7 @@ class DashboardReads(Controller):
     @get("/workers/{hostname:str}/series", tags=["workers"],
          summary="A worker's finishes per bucket and their mean runtime")
     async def worker_series(self, db: Db, principal: Caller, hostname: FromPath[str],
-                            window: str = "1h") -> series.WorkerSeries:
+                            window: FromQuery[str] = "1h") -> series.WorkerSeries:
         span = _params.window("window", window, maximum=MAX_WINDOW)
         return await db.run(series.worker_series, principal.connection_id, hostname, span)
 
