@@ -70,3 +70,23 @@ def test_workflow_tree_and_worker_series(fresh_db_url: str) -> None:
     assert sum(p["completed"] for p in series["points"]) == 4
     assert sum(p["failed"] for p in w2["points"]) == 1
     assert wrong.status_code == 400 and wrong.json()["field"] == "window"
+
+
+def test_queue_wait_per_bucket(fresh_db_url: str) -> None:
+    now = time.time()
+    _, key = tenant(fresh_db_url, "shop")
+    events = (job("w1", now - 300, queue="emails", wait=1.0)
+              + job("w2", now - 290, queue="emails", wait=3.0)
+              + job("w3", now - 100, queue="emails", wait=5.0, outcome="job.started")
+              + job("other", now - 200, queue="default", wait=60.0)
+              + job("waiting", now - 50, queue="emails", outcome=None))
+    with client(fresh_db_url) as c:
+        ingest(c, key, events)
+        series = c.get("/api/queues/emails/wait?window=1h", headers=key).json()
+        bad = c.get("/api/queues/emails/wait?window=soon", headers=key)
+    assert series["step_s"] == 60 and series["sample"] == 5000
+    assert sum(p["jobs"] for p in series["points"]) == 3  # started ones of this queue only
+    waits = sorted((p["p50"], p["p95"]) for p in series["points"])
+    assert max(p95 for _, p95 in waits) == pytest.approx(5.0)
+    assert min(p50 for p50, _ in waits) <= 3.0
+    assert bad.status_code == 400 and bad.json()["field"] == "window"

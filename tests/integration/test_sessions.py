@@ -98,6 +98,16 @@ def test_sign_in_refuses_bad_input_and_cross_site_forms(fresh_db_url: str) -> No
         assert not c.cookies.get(SESSION_COOKIE)
 
 
+def test_every_state_changing_cookie_request_needs_the_csrf_token(fresh_db_url: str) -> None:
+    _, api_key, _ = _key(fresh_db_url, "shop", ["ingest", "read"])
+    with client(fresh_db_url) as c:
+        csrf = c.post("/api/session", json={"key": api_key}).json()["csrf_token"]
+        refused = c.post("/api/ingest", json={"events": []})
+        assert refused.status_code == 403 and refused.json()["error"] == "csrf"
+        assert c.post("/api/ingest", json={"events": []},
+                      headers={"X-CSRF-Token": csrf}).status_code == 202
+
+
 def test_bearer_key_still_works_and_needs_no_csrf(fresh_db_url: str) -> None:
     _, api_key, _ = _key(fresh_db_url, "shop", ["ingest", "read"])
     with client(fresh_db_url) as c:

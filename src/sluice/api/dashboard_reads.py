@@ -1,7 +1,8 @@
 """Reads the dashboard's pages need beside the list endpoints: the overview over a range
 (`GET /api/stats/summary?range=1h|24h|7d`), a job's workflow tree
-(`GET /api/jobs/{id}/workflow`) and a worker's throughput series
-(`GET /api/workers/{hostname}/series?window=`)."""
+(`GET /api/jobs/{id}/workflow`), a worker's throughput series
+(`GET /api/workers/{hostname}/series?window=`) and a queue's wait per bucket
+(`GET /api/queues/{name}/wait?window=`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 
 from sluice.views.jobs import reader as job_reader
 from sluice.views.jobs import summary, tree
+from sluice.views.queues import wait
 from sluice.views.workers import series
 
 from . import params as _params
@@ -52,6 +54,13 @@ class DashboardReads(Controller):
                             window: FromQuery[str] = "1h") -> series.WorkerSeries:
         span = _params.window("window", window, maximum=MAX_WINDOW)
         return await db.run(series.worker_series, principal.connection_id, hostname, span)
+
+    @get("/queues/{name:str}/wait", tags=["queues"],
+         summary="A queue's wait (sent -> started) p50/p95 per bucket")
+    async def queue_wait(self, db: Db, principal: Caller, name: FromPath[str],
+                         window: FromQuery[str] = "1h") -> wait.WaitSeries:
+        span = _params.window("window", window, maximum=MAX_WINDOW)
+        return await db.run(wait.wait_series, principal.connection_id, name, span)
 
 
 ROUTE_HANDLERS: Final = [DashboardReads]
