@@ -6,7 +6,7 @@ function cssVar(name) {
 }
 
 export class Chart {
-  // series: [{label, color: "--completed", bars?: bool, scale?: "y" | "s", fmt?: fn}]
+  // series: [{label, color: "--completed", bars?, scale?: "y" | "%", fmt?: fn, points?}]
   constructor(el, series, { height = 200 } = {}) {
     this.el = el;
     this.series = series;
@@ -38,7 +38,7 @@ export class Chart {
           fill: s.bars ? color : undefined,
           paths: s.bars && window.uPlot.paths.bars ? window.uPlot.paths.bars({ size: [0.8, 40] }) : undefined,
           value: (u, v) => (v == null ? "–" : s.fmt ? s.fmt(v) : String(v)),
-          points: { show: false },
+          points: { show: !!s.points },
         };
       })],
     };

@@ -27,7 +27,7 @@ export async function mount(ctx) {
     <h2>Recent tasks <a class="muted" href="/jobs?worker=${enc(host)}">all</a></h2>
     <div class="table-wrap"><table id="recent"><thead><tr><th>state</th><th>task</th><th>id</th><th class="num">runtime</th><th>finished</th></tr></thead><tbody></tbody></table></div>`;
   const throughput = new Chart($("#throughput"), [{ label: "completed", color: "--completed" }, { label: "failed", color: "--failed" }]);
-  const load = new Chart($("#load"), [{ label: "1 min", color: "--active" }, { label: "5 min", color: "--queued" }, { label: "15 min", color: "--scheduled" }]);
+  const load = new Chart($("#load"), [{ label: "1 min", color: "--active", points: true }, { label: "5 min", color: "--queued", points: true }, { label: "15 min", color: "--scheduled", points: true }]);
   const loads = [[], [], [], []];
   const addLoad = (at, l) => {
     if (!l || l.length < 3) return;
@@ -50,7 +50,11 @@ export async function mount(ctx) {
       <dt>queues</dt><dd>${w.queues.map((q) => `<a href="${queueHref(q)}">${esc(q)}</a>`).join(", ") || "–"}</dd>
       <dt>software</dt><dd>${esc([w.software.ident, w.software.version, w.software.system].filter(Boolean).join(" · ")) || "–"}</dd>
       <dt>pid</dt><dd>${w.pid ?? "–"}</dd><dt>first seen</dt><dd>${time(w.first_seen_at)}</dd>`;
-    if (!loads[0].length && w.loadavg) addLoad(epoch(w.last_heartbeat || new Date().toISOString()), w.loadavg);
+    if (!loads[0].length && w.loadavg && w.last_heartbeat) {
+      // the last reported load, held until now: a line from the start, not a lone dot
+      addLoad(epoch(w.last_heartbeat), w.loadavg);
+      addLoad(Math.max(epoch(w.last_heartbeat) + 1, Date.now() / 1000), w.loadavg);
+    }
     const xs = series.points.map((p) => epoch(p.at));
     throughput.set(xs, [series.points.map((p) => p.completed), series.points.map((p) => p.failed)]);
     const row = (j) => `<td><a href="/jobs?name=${enc(j.name || "")}">${esc(j.name)}</a></td><td class="mono"><a href="${jobHref(j.id)}">${esc(j.id.slice(0, 8))}</a></td>`;
