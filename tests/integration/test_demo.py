@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 
@@ -41,7 +42,9 @@ def test_demo_runs_real_workers_into_a_live_dashboard(tmp_path: Path) -> None:
     base = f"http://127.0.0.1:{port}"
     try:
         creds = tmp_path / "demo" / "demo-credentials.json"
-        deadline = time.monotonic() + 120
+        started = time.monotonic()
+        deadline = started + 120
+        first_data: float | None = None
         seen: dict[str, Any] = {}
         while time.monotonic() < deadline and proc.poll() is None:
             time.sleep(2)
@@ -55,17 +58,23 @@ def test_demo_runs_real_workers_into_a_live_dashboard(tmp_path: Path) -> None:
             except OSError:
                 continue
             seen = {"facets": facets, "workers": workers, "queues": queues}
+            if first_data is None and facets.get("completed", 0) >= 1:
+                first_data = time.monotonic()
             if (facets.get("completed", 0) >= 20 and facets.get("failed", 0) >= 1
                     and len([w for w in workers if w["status"] == "online"]) == 2
                     and any(q["depth"] is not None for q in queues)):
                 break
         else:
             pytest.fail(f"demo never showed completed+failed jobs, 2 workers, queue depths: {seen}")
-        page = _get(f"{base}/")
-        assert "<title>Sluice</title>" in page and "/static/app.js" in page
-        assert "EventSource" in _get(f"{base}/static/app.js") or "event-stream" in _get(
-            f"{base}/static/app.js")
+        assert first_data is not None and first_data - started <= 30, \
+            f"live data only after {first_data and first_data - started:.0f} s"
+        assert "<title>Sign in" in _get(f"{base}/")  # no session: the sign-in page
+        with httpx.Client(base_url=base, timeout=10) as browser:
+            assert browser.post("/api/session", json={"key": key}).status_code == 201
+            page = browser.get("/").text
+            assert "<title>Sluice</title>" in page and "/static/app.js" in page
+            assert "new EventSource(" in browser.get("/static/js/live.js").text
     finally:
         out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out[-3000:]
-    assert f"Dashboard: {base}/#key=sk_live_" in out
+    assert f"Dashboard: {base}/login#token=lt_" in out  # a one-time link, not the key

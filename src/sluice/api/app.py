@@ -40,11 +40,14 @@ from . import (
     stream,
     workers,
 )
+from .dashboard_reads import ROUTE_HANDLERS as DASHBOARD_READS
 from .deps import PROVIDE_DB, set_database
 from .errors import EXCEPTION_HANDLERS
 from .executor import executor_lifespan
 from .logs import access_log_middleware
 from .nul_guard import nul_guard_middleware
+from .security_headers import add_security_headers
+from .session import ROUTE_HANDLERS as SESSION_HANDLERS
 
 log = logging.getLogger("sluice.api")
 POOL_MAX_SIZE = 10
@@ -107,7 +110,8 @@ def create_app(
         jobs.JobsController, workers.WorkersController, queues.QueuesController,
         stats.StatsController, stream.stream_events, connection.ConnectionController,
         connection_health.ConnectionHealthController,
-        *commands.ROUTE_HANDLERS, *controls.ROUTE_HANDLERS] if include_reads else []
+        *commands.ROUTE_HANDLERS, *controls.ROUTE_HANDLERS,
+        *SESSION_HANDLERS, *DASHBOARD_READS] if include_reads else []
     reads_lifespans: list[Lifespan] = [stream.STREAM_LIFESPAN] if include_reads else []
 
     @contextlib.asynccontextmanager
@@ -149,6 +153,7 @@ def create_app(
         dependencies={"db": PROVIDE_DB},
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[access_log_middleware, nul_guard_middleware],
+        before_send=[add_security_headers],  # every response, routed or not
         openapi_config=docs.openapi_config("Sluice", _version()),
         # Logging is the process's business (`sluice serve` sets JSON lines); Litestar's
         # default queue-based config would reformat it and drop lines at exit.

@@ -1,16 +1,29 @@
-"""Serves the web dashboard: its page at `/` and its assets under `/static`."""
+"""Serves the web dashboard: its pages (one URL each, the same shell; the page's script reads
+the URL), the sign-in page at `/login`, and the assets under `/static`.
+
+A page asked for without a live session redirects to `/login?next=<the page>`. Pages hold no
+data: it comes from the API with the session's cookie."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import quote
 
-from litestar import Response, get
+from litestar import Request, Response, get
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
+from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
-STATIC = Path(__file__).resolve().parents[1] / "dashboard" / "static"
+from sluice.store import sessions
+
+from .auth import SESSION_COOKIE
+from .deps import Db
+
+STATIC: Final = Path(__file__).resolve().parents[1] / "dashboard" / "static"
+_NO_CACHE: Final = {"Cache-Control": "no-cache"}
 # What a file name of ours can be: asked for anything else, the file system would fail
 # (ENAMETOOLONG, an embedded NUL) instead of saying there is no such file.
 _MAX_NAME_BYTES: Final = 255
@@ -25,15 +38,73 @@ def _file_name_guard(connection: ASGIConnection[Any, Any, Any, Any], _: object) 
         raise NotFoundException("no such file")
 
 
-@get("/", include_in_schema=False, media_type="text/html")
-async def index() -> Response[bytes]:
-    # the page holds no data: data comes from the API with the user's key
-    return Response((STATIC / "index.html").read_bytes(), media_type="text/html",
-                    headers={"Cache-Control": "no-cache"})
+def _html(name: str) -> Response[bytes]:
+    return Response((STATIC / name).read_bytes(), media_type="text/html", headers=_NO_CACHE)
 
 
-ROUTE_HANDLERS = [
-    index,
+async def _shell(request: Request[Any, Any, Any], db: Db) -> Response[bytes] | Redirect:
+    token = request.cookies.get(SESSION_COOKIE)
+    record = await db.run(sessions.lookup, token) if token else None
+    if record is None or record.revoked:
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return Redirect(f"/login?next={quote(here, safe='')}", status_code=303)
+    return _html("index.html")
+
+
+_PAGE: Final[dict[str, Any]] = {"include_in_schema": False, "media_type": "text/html"}
+
+
+@get("/", **_PAGE)
+async def overview_page(request: Request[Any, Any, Any], db: Db) -> Response[bytes] | Redirect:
+    return await _shell(request, db)
+
+
+@get("/jobs", **_PAGE)
+async def jobs_page(request: Request[Any, Any, Any], db: Db) -> Response[bytes] | Redirect:
+    return await _shell(request, db)
+
+
+@get("/jobs/{job_id:str}", **_PAGE)
+async def job_page(request: Request[Any, Any, Any], db: Db, job_id: FromPath[str]
+                   ) -> Response[bytes] | Redirect:
+    return await _shell(request, db)
+
+
+@get("/workers", **_PAGE)
+async def workers_page(request: Request[Any, Any, Any], db: Db) -> Response[bytes] | Redirect:
+    return await _shell(request, db)
+
+
+@get("/workers/{hostname:str}", **_PAGE)
+async def worker_page(request: Request[Any, Any, Any], db: Db, hostname: FromPath[str]
+                      ) -> Response[bytes] | Redirect:
+    return await _shell(request, db)
+
+
+@get("/queues", **_PAGE)
+async def queues_page(request: Request[Any, Any, Any], db: Db) -> Response[bytes] | Redirect:
+    return await _shell(request, db)
+
+
+@get("/queues/{name:str}", **_PAGE)
+async def queue_page(request: Request[Any, Any, Any], db: Db, name: FromPath[str]
+                     ) -> Response[bytes] | Redirect:
+    return await _shell(request, db)
+
+
+@get("/commands", **_PAGE)
+async def commands_page(request: Request[Any, Any, Any], db: Db) -> Response[bytes] | Redirect:
+    return await _shell(request, db)
+
+
+@get("/login", **_PAGE)
+async def login_page() -> Response[bytes]:
+    return _html("login.html")
+
+
+ROUTE_HANDLERS: Final = [
+    overview_page, jobs_page, job_page, workers_page, worker_page, queues_page, queue_page,
+    commands_page, login_page,
     create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False,
                                guards=[_file_name_guard]),
 ]

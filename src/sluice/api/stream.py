@@ -47,7 +47,7 @@ LISTEN_WAIT_S: Final = 5.0  # a request waits this long for the listener to (re)
 KEY_CHECK_S: Final = 0.25  # how often the keys of open streams are checked
 SCOPE: Final = "read"
 _STATE_KEY: Final = "sluice_stream_hub"
-CONNECTED: Final = b"retry: %d\n: connected\n\n" % RETRY_MS
+CONNECTED: Final = b"retry: %d\nid: %%d\n: connected\n\n" % RETRY_MS
 KEEPALIVE: Final = b": keep-alive\n\n"
 
 
@@ -68,13 +68,15 @@ async def event_stream(hub: Hub, connection_id: str, last_id: int | None,
     then live events, each write holding everything the subscriber has not been sent."""
     sub = await hub.subscribe(connection_id, kinds, owner)
     try:
-        yield CONNECTED
         start = sub.cursor
         if last_id is not None and last_id > start and last_id > await in_thread(
                 hub.last_position, connection_id):
             # an id from the future (another database's log): resume from where this
             # subscription starts instead of skipping events until positions catch up
             last_id = None
+        # the id gives a browser its position before any event comes: if the server
+        # restarts first, its reconnection (Last-Event-ID) still resumes from here
+        yield CONNECTED % (start if last_id is None else last_id)
         if last_id is not None:  # catch up from the log, page by page (memory stays bounded)
             last = last_id
             while True:

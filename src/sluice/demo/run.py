@@ -22,7 +22,7 @@ from typing import Any
 
 import psycopg
 
-from sluice.store import connections, keys, partitions
+from sluice.store import connections, keys, partitions, sessions
 from sluice.store.db import data_dir, database_url, describe_database, stop_embedded
 from sluice.store.migrations import migrate
 
@@ -67,6 +67,16 @@ def demo_credentials(url: str, directory: Path) -> tuple[str, str]:
     saved.write_text(json.dumps({"connection_id": connection_id, "api_key": key.api_key}))
     saved.chmod(0o600)
     return connection_id, key.api_key
+
+
+def sign_in_link(url: str, api_key: str, endpoint: str) -> str:
+    """A one-time link that signs a browser in to the demo (the token in the fragment never
+    reaches a server log; the page asks before it signs in)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        record = keys.lookup(conn, api_key)
+        assert record is not None
+        token = sessions.create_login_token(conn, record.key_id)
+    return f"{endpoint}/login#token={token}"
 
 
 def _wait_http(url: str, timeout: float) -> None:
@@ -184,7 +194,7 @@ def run_demo(port: int = 8000, duration: float | None = None, rate: float = 4.0,
                  "--loglevel", "INFO"], env, home / f"worker{n + 1}.log"))
         os.environ.update({k: env[k] for k in ("SLUICE_ENDPOINT", "SLUICE_API_KEY",
                                                 "SLUICE_CONNECTION_ID", "SLUICE_DEMO_BROKER")})
-        print(f"\n  Dashboard: {endpoint}/#key={api_key}\n", flush=True)
+        print(f"\n  Dashboard: {sign_in_link(url, api_key, endpoint)}\n", flush=True)
         print(f"  API key (read/ingest/operate/admin): {api_key}", flush=True)
         print(f"  Connection: {connection_id}   Broker: {broker}", flush=True)
         print(f"  Logs: {home}/*.log    Stop with Ctrl-C.\n", flush=True)
