@@ -193,13 +193,13 @@ def test_pages_and_security_headers(fresh_db_url: str) -> None:
             r = c.get(path, follow_redirects=False)
             assert r.status_code == 200 and "/static/app.js" in r.text, path
         for path in ("/", "/login", "/api/jobs", "/static/app.js", "/no/such/page",
-                     "/schema/redoc", "/api/jobs/x/nope"):
+                     "/schema", "/api/jobs/x/nope"):
             h = c.get(path, follow_redirects=False).headers
             csp = h["content-security-policy"]
             assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp, path
             assert "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
             assert h["x-content-type-options"] == "nosniff", path
             assert h["referrer-policy"] == "no-referrer", path
-        docs = c.get("/schema/redoc").text
-        assert "<script src=\"/static/docs-start.js\"></script>" in docs
-        assert "Redoc.init(" not in docs  # the start-up is a file, not inline
+        docs = c.get("/schema").text
+        assert "<script src=\"/static/docs.js\"></script>" in docs
+        assert "SwaggerUIBundle(" not in docs  # the start-up is a file, not inline

@@ -22,6 +22,7 @@ FIELD_DOCS: Final[dict[str, str]] = {
     "connection_id": "if given, must be the API key's connection",
     "job_id": "the task id (Celery's uuid)",
     "hostname": "the worker or producer that reported it (Celery's hostname)",
+    "source": "which path reported the event: sdk or agent (not part of its identity)",
     "queue": "the queue the task was sent to, or that a queue sample is about",
     "clock": "Celery's logical clock of the sender",
     "pid": "process id of the sender",

@@ -13,10 +13,12 @@ import ast
 import warnings
 from typing import Any, Final
 
+from .privacy import MASK
+
 # Celery's saferepr cuts at argsrepr_maxsize (1024): a repr this long may have been cut.
 MAX_COMPLETE_REPR: Final = 1000
 _CUT_MARKS: Final = ("...", "…")
-_MASK: Final = "***"
+_MASKS: Final = (MASK, "***")  # the privacy rules' mark; "***" from SDKs before it
 
 NOT_CAPTURED: Final = "the job's arguments were not captured"
 INCOMPLETE: Final = "the job's captured arguments are truncated, masked or not plain literals"
@@ -30,7 +32,7 @@ def _marked(value: Any, depth: int = 0) -> bool:
     if depth > 50 or value is Ellipsis:
         return True
     if isinstance(value, str):
-        return _MASK in value or any(value.endswith(m) for m in _CUT_MARKS)
+        return any(m in value for m in _MASKS) or any(value.endswith(m) for m in _CUT_MARKS)
     if isinstance(value, dict):
         return any(_marked(k, depth + 1) or _marked(v, depth + 1) for k, v in value.items())
     if isinstance(value, list | tuple | set | frozenset):
