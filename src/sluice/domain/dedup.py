@@ -29,5 +29,6 @@ def dedup_key(
     stamp = float(timestamp)
     ident = (f"{kind}\x1f{subject or ''}\x1f{hostname or ''}\x1f"
              f"{'' if clock is None else clock}\x1f{variant}").encode("utf-8", "surrogatepass")
-    micros = int(stamp * 1_000_000) % _TIME_SPAN if math.isfinite(stamp) else 0
+    scaled = stamp * 1_000_000  # a finite stamp may still overflow to inf here
+    micros = int(scaled) % _TIME_SPAN if math.isfinite(scaled) else 0
     return (_TIME(micros)[1:] + blake2b(ident + _DOUBLE(stamp), digest_size=12).digest()).hex()
