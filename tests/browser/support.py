@@ -63,6 +63,8 @@ class Tenant:
                  scopes: tuple[str, ...] = ("ingest", "read", "operate")) -> None:
         with psycopg.connect(url, autocommit=True) as conn:
             self.connection_id = connections.create_connection(conn, name)
+            # keep captured arguments: the retry test's job gets them through ingest
+            connections.set_capture_args(conn, self.connection_id, True)
             self.key = keys.create_key(conn, self.connection_id, scopes=list(scopes)).api_key
         self.base = base
 

@@ -44,10 +44,12 @@ def operator(url: str, name: str = "ops", *, broker_url: str | None = None,
              result_backend_url: str | None = None,
              scopes: tuple[str, ...] = ("ingest", "read", "operate")
              ) -> tuple[str, dict[str, str]]:
-    """A connection (with this broker) and the headers of a key with these scopes."""
+    """A connection (with this broker, keeping captured arguments: retries may use them)
+    and the headers of a key with these scopes."""
     with psycopg.connect(url, autocommit=True) as conn:
         cid = connections.create_connection(conn, name, broker_url=broker_url,
                                             result_backend_url=result_backend_url)
+        connections.set_capture_args(conn, cid, True)
         key = keys.create_key(conn, cid, scopes=list(scopes))
     return cid, {"Authorization": f"Bearer {key.api_key}"}
 
