@@ -1,4 +1,4 @@
-"""Migration 0008 makes connection names unique: names already repeated keep their first
+"""Migration 0009 makes connection names unique: names already repeated keep their first
 holder, the others get their id appended; then a repeat is refused."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ __all__ = ["bare_db"]  # the fixture, used by name
 
 def test_repeated_names_are_told_apart_then_refused(bare_db: psycopg.Connection) -> None:
     conn = bare_db
-    _apply_through(conn, "0007_system_stream_tracking")
+    _apply_through(conn, "0008_connection_capture_args")
     t0 = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
     ids = [uuid.UUID(int=n) for n in (3, 1, 2)]
     for n, cid in enumerate(ids):
@@ -26,7 +26,7 @@ def test_repeated_names_are_told_apart_then_refused(bare_db: psycopg.Connection)
                      (cid, t0 + dt.timedelta(minutes=n)))
     conn.execute("INSERT INTO connections (id, name) VALUES (%s, 'prod')", (uuid.uuid4(),))
 
-    assert migrations.migrate(conn) == ["0009_connection_name_unique"]
+    assert migrations.migrate(conn)[0] == "0009_connection_name_unique"
     names = dict(conn.execute("SELECT id, name FROM connections").fetchall())
     assert names[ids[0]] == "demo"  # the first created keeps it
     assert names[ids[1]] == f"demo ({ids[1]})"
