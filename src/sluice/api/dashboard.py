@@ -13,7 +13,6 @@ from urllib.parse import quote
 from litestar import Request, Response, get
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
@@ -54,46 +53,13 @@ async def _shell(request: Request[Any, Any, Any], db: Db) -> Response[bytes] | R
 _PAGE: Final[dict[str, Any]] = {"include_in_schema": False, "media_type": "text/html"}
 
 
-@get("/", **_PAGE)
-async def overview_page(request: Request[Any, Any, Any], db: Db) -> Response[bytes] | Redirect:
-    return await _shell(request, db)
+# Every page is the same shell; its script reads the URL. The path parameters only route.
+PAGES: Final = ["/", "/jobs", "/jobs/{job_id:str}", "/workers", "/workers/{hostname:str}",
+                "/queues", "/queues/{name:str}", "/commands"]
 
 
-@get("/jobs", **_PAGE)
-async def jobs_page(request: Request[Any, Any, Any], db: Db) -> Response[bytes] | Redirect:
-    return await _shell(request, db)
-
-
-@get("/jobs/{job_id:str}", **_PAGE)
-async def job_page(request: Request[Any, Any, Any], db: Db, job_id: FromPath[str]
-                   ) -> Response[bytes] | Redirect:
-    return await _shell(request, db)
-
-
-@get("/workers", **_PAGE)
-async def workers_page(request: Request[Any, Any, Any], db: Db) -> Response[bytes] | Redirect:
-    return await _shell(request, db)
-
-
-@get("/workers/{hostname:str}", **_PAGE)
-async def worker_page(request: Request[Any, Any, Any], db: Db, hostname: FromPath[str]
-                      ) -> Response[bytes] | Redirect:
-    return await _shell(request, db)
-
-
-@get("/queues", **_PAGE)
-async def queues_page(request: Request[Any, Any, Any], db: Db) -> Response[bytes] | Redirect:
-    return await _shell(request, db)
-
-
-@get("/queues/{name:str}", **_PAGE)
-async def queue_page(request: Request[Any, Any, Any], db: Db, name: FromPath[str]
-                     ) -> Response[bytes] | Redirect:
-    return await _shell(request, db)
-
-
-@get("/commands", **_PAGE)
-async def commands_page(request: Request[Any, Any, Any], db: Db) -> Response[bytes] | Redirect:
+@get(PAGES, **_PAGE)
+async def page(request: Request[Any, Any, Any], db: Db) -> Response[bytes] | Redirect:
     return await _shell(request, db)
 
 
@@ -103,8 +69,7 @@ async def login_page() -> Response[bytes]:
 
 
 ROUTE_HANDLERS: Final = [
-    overview_page, jobs_page, job_page, workers_page, worker_page, queues_page, queue_page,
-    commands_page, login_page,
+    page, login_page,
     create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False,
                                guards=[_file_name_guard]),
 ]
